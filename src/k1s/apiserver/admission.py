@@ -1,0 +1,163 @@
+"""Admission: the mutating and validating plugins every write passes after defaulting.
+
+The chain is a list of plugins, each a small class, run in order; a plugin raises a
+StatusError to refuse. Upstream's equivalents:
+
+- NamespaceLifecycle: no new content in a namespace that does not exist or is terminating;
+  the namespaces default, kube-system and kube-public cannot be deleted.
+- ServiceIPs: allocate a ClusterIP from the service CIDR (headless `None` stays None), keep it
+  on update.
+
+Plugins read cluster state from the watch cache (in-process, consistent after a sync).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..api.errors import StatusError, forbidden_error, invalid_error, invalid, not_found_error
+from ..api.registry import Resource
+
+if TYPE_CHECKING:
+    from .objects import ObjectStore
+
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+
+
+@dataclass
+class Attributes:
+    resource: Resource
+    operation: str          # CREATE | UPDATE | DELETE
+    obj: dict | None        # the new object (None for DELETE)
+    old: dict | None        # the stored object (None for CREATE)
+    namespace: str | None
+    name: str
+    subresource: str | None = None
+    dry_run: bool = False
+
+
+class Plugin:
+    def admit(self, a: Attributes) -> None:
+        """Mutate a.obj in place, or raise StatusError."""
+
+
+class NamespaceLifecycle(Plugin):
+    def __init__(self, objects: "ObjectStore"):
+        self.objects = objects
+
+    def admit(self, a: Attributes) -> None:
+        r = a.resource
+        if r.plural == "namespaces" and r.group == "" and a.operation == "DELETE":
+            if a.name in IMMORTAL_NAMESPACES:
+                raise forbidden_error(f'namespaces "{a.name}" is forbidden: this namespace may '
+                                      f'not be deleted', "namespaces", "", a.name)
+            return
+        if a.operation != "CREATE" or not r.namespaced or a.namespace is None:
+            return
+        ns = self.objects.cached("namespaces", None, a.namespace)
+        if ns is None:
+            raise not_found_error("namespaces", "", a.namespace)
+        if (ns.get("metadata") or {}).get("deletionTimestamp") or \
+                (ns.get("status") or {}).get("phase") == "Terminating":
+            raise forbidden_error(
+                f'{r.qualified} "{a.name}" is forbidden: unable to create new content in '
+                f'namespace {a.namespace} because it is being terminated',
+                r.plural, r.group, a.name)
+
+
+class ServiceIPs(Plugin):
+    """ClusterIP allocation from the service CIDR; the first address is the API's own service."""
+
+    def __init__(self, objects: "ObjectStore", cidr: str = "10.96.0.0/12"):
+        self.objects = objects
+        self.net = ipaddress.ip_network(cidr)
+        self._pending: set[str] = set()
+        self._next = 1
+
+    def _used(self) -> set[str]:
+        used = set(self._pending)
+        for svc in self.objects.cached_all("services"):
+            for ip in (svc.get("spec") or {}).get("clusterIPs") or []:
+                used.add(ip)
+            ip = (svc.get("spec") or {}).get("clusterIP")
+            if ip:
+                used.add(ip)
+        return used
+
+    def allocate(self, requested: str | None = None) -> str:
+        used = self._used()
+        if requested:
+            if requested in used:
+                raise ValueError(f"provided IP is already allocated")
+            try:
+                if ipaddress.ip_address(requested) not in self.net:
+                    raise ValueError(f"provided IP is not in the valid range. The range of valid "
+                                     f"IPs is {self.net}")
+            except ValueError as e:
+                raise ValueError(str(e))
+            return requested
+        size = self.net.num_addresses - 2
+        for i in range(size):
+            off = (self._next + i - 1) % size + 1
+            ip = str(self.net.network_address + off)
+            if ip not in used:
+                self._next = off + 1
+                return ip
+        raise ValueError("range is full")
+
+    def release(self, ip: str) -> None:
+        self._pending.discard(ip)
+
+    def admit(self, a: Attributes) -> None:
+        r = a.resource
+        if r.plural != "services" or r.group != "" or a.obj is None or a.subresource:
+            return
+        spec = a.obj.setdefault("spec", {})
+        if a.operation == "UPDATE" and a.old is not None:
+            ospec = a.old.get("spec") or {}
+            # the address is kept; changing it is refused by validation upstream
+            if ospec.get("clusterIP") and not spec.get("clusterIP"):
+                spec["clusterIP"] = ospec["clusterIP"]
+                spec["clusterIPs"] = ospec.get("clusterIPs") or [ospec["clusterIP"]]
+            elif ospec.get("clusterIP") and spec.get("clusterIP") != ospec.get("clusterIP"):
+                raise invalid_error("Service", "", a.name, [invalid(
+                    "spec.clusterIPs[0]", spec.get("clusterIP"),
+                    "may not change once set")])
+            if not spec.get("clusterIPs") and spec.get("clusterIP"):
+                spec["clusterIPs"] = [spec["clusterIP"]]
+            return
+        if a.operation != "CREATE":
+            return
+        if spec.get("type") == "ExternalName":
+            return
+        requested = spec.get("clusterIP") or ((spec.get("clusterIPs") or [None])[0])
+        if requested == "None":
+            spec["clusterIP"] = "None"
+            spec["clusterIPs"] = ["None"]
+        else:
+            try:
+                ip = self.allocate(requested)
+            except ValueError as e:
+                raise invalid_error("Service", "", a.name, [invalid(
+                    "spec.clusterIPs", [requested] if requested else [], str(e))])
+            if not a.dry_run:
+                self._pending.add(ip)
+            spec["clusterIP"] = ip
+            spec["clusterIPs"] = [ip]
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+
+
+class Chain:
+    def __init__(self, plugins: list[Plugin]):
+        self.plugins = plugins
+
+    def admit(self, a: Attributes) -> None:
+        for p in self.plugins:
+            p.admit(a)
+
+    def add(self, plugin: Plugin) -> None:
+        self.plugins.append(plugin)
