@@ -27,7 +27,7 @@ import orjson
 from aiohttp import web
 
 from ..api.registry import Resource
-from ..store.interface import Compacted
+from ..store.interface import Compacted, WatchOverflow
 from .watchcache import CacheEvent, Entry, decode
 
 log = logging.getLogger(__name__)
@@ -226,8 +226,8 @@ async def _pump_store(resp: web.StreamResponse, w, spec: WatchSpec, prefix: str,
             ev = await asyncio.wait_for(it.__anext__(), min(left, IDLE_CHECK_SECONDS))
         except asyncio.TimeoutError:
             continue
-        except StopAsyncIteration:
-            return
+        except (StopAsyncIteration, WatchOverflow):
+            return   # the client re-watches from its last resourceVersion
         except Compacted as e:
             await resp.write(_error_event(410, "Expired", f"too old resource version: "
                                           f"{e.requested} ({e.compacted + 1})"))

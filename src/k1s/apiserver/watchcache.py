@@ -27,7 +27,7 @@ import orjson
 
 from ..api import registry
 from ..api.registry import Resource
-from ..store.interface import Compacted, Event as StoreEvent, Store
+from ..store.interface import Compacted, Event as StoreEvent, Store, WatchOverflow
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +189,9 @@ class WatchCache:
                 async for ev in w:
                     self._apply(ev)
                     after = ev.revision
-            except Compacted:
-                # We fell behind the store's history (should not happen in-process): relist.
-                log.warning("watch cache fell behind compaction; reloading")
+            except (Compacted, WatchOverflow):
+                # We fell behind the store (should not happen in-process): relist.
+                log.warning("watch cache fell behind the store; reloading")
                 await self._reload()
                 after = self.revision
             finally:
