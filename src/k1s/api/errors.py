@@ -62,8 +62,6 @@ class FieldError:
         prefix = self.kind[1]
         if self.kind in (REQUIRED, FORBIDDEN, TOO_LONG, INTERNAL) and self.value is _OMIT:
             return f"{prefix}: {self.detail}" if self.detail else prefix
-        if self.kind == TOO_MANY:
-            return f"{prefix}: {self.detail}" if self.detail else prefix
         if self.kind in (REQUIRED, FORBIDDEN, INTERNAL):
             return f"{prefix}: {self.detail}" if self.detail else prefix
         s = prefix
@@ -109,8 +107,8 @@ def too_long(field: str, max_len: int) -> FieldError:
 
 
 def too_many(field: str, actual: int, max_items: int) -> FieldError:
-    return FieldError(TOO_MANY, field, _OMIT,
-                      f"must have at most {max_items} items")
+    """`Too many: 101: must have at most 100 items` (upstream prints the actual count)."""
+    return FieldError(TOO_MANY, field, actual, f"must have at most {max_items} items")
 
 
 class StatusError(Exception):

@@ -377,6 +377,8 @@ class ObjectStore:
                             "metadata.finalizers",
                             "no new finalizers can be added if the object is being deleted, "
                             "found new finalizers " + orjson.dumps(sorted(added)).decode())])
+            # an unconditional update validates as if it named the stored version
+            md["resourceVersion"] = str(kv.mod_revision)
             if self.managed_fields is not None:
                 self.managed_fields(r, old, new, opts, "Update", subresource)
             self.admission.admit(Attributes(r, "UPDATE", new, old, namespace, name,
@@ -389,7 +391,6 @@ class ObjectStore:
                 errs = validation.validate_update(r, new, old)
             if errs:
                 raise invalid_error(r.kind, r.group, name, errs)
-            md["resourceVersion"] = str(kv.mod_revision)
             if new == old:
                 # a no-op write stores nothing and keeps the resourceVersion, as upstream
                 return Entry(old, orjson.dumps(old), kv.mod_revision), False
