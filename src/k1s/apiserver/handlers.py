@@ -623,6 +623,10 @@ def parse_body(raw: bytes, ctype: str, allow_yaml: bool = True) -> Any:
     """A request body as a JSON value: JSON, or YAML for application/yaml."""
     if not raw.strip():
         raise bad_request("the body of the request is empty")
+    if ctype == "application/vnd.kubernetes.protobuf":
+        # kubectl's typed generators (create namespace, configmap, secret, ...) send protobuf
+        from . import protobuf
+        return protobuf.decode_body(raw)
     if "yaml" in ctype and allow_yaml:
         try:
             return yaml.load(raw.decode(), Loader=_YAML_LOADER)

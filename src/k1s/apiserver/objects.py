@@ -110,7 +110,8 @@ class ObjectStore:
         return [e.obj for e in self.cache.for_resource(r).entries.values()]
 
     async def get(self, r: Resource, namespace: str | None, name: str) -> Entry:
-        await self.cache.sync()
+        if self.cache.revision < self.store.current_revision():
+            await self.cache.sync()
         e = self.cache.for_resource(r).entries.get(r.key(namespace, name))
         if e is None:
             raise not_found_error(r.plural, r.group, name)

@@ -9,6 +9,7 @@ strconv.ParseBool and ParseInt, because clients send `watch=True` or `watch=1`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from ..api import registry
@@ -18,7 +19,7 @@ from ..api.registry import Resource
 NAMESPACE_SUBRESOURCES = ("status", "finalize")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RequestInfo:
     resource: Resource
     namespace: str | None
@@ -26,6 +27,7 @@ class RequestInfo:
     subresource: str | None
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_path(path: str) -> RequestInfo | None:
     """Parse a resource path; None if it is not a resource path at all."""
     parts = [p for p in path.split("/") if p]
@@ -110,6 +112,7 @@ AS_TABLE = "table"
 AS_PARTIAL = "partial"   # PartialObjectMetadata (metadata-only clients)
 
 
+@functools.lru_cache(maxsize=256)
 def negotiate_output(accept: str | None) -> tuple[str, str]:
     """(representation, table API version) for an object or list response."""
     for mt in parse_accept(accept):

@@ -73,8 +73,10 @@ class APIServer:
                                  server_address=f"{self.host}:{self.port}")
         app = web.Application(client_max_size=MAX_BODY + 64 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handlers.dispatch)
+        # handler_cancellation: a watch whose client went away is cancelled at once instead
+        # of lingering until its next write.
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
+                                     shutdown_timeout=0.25, handler_cancellation=True)
         await self._runner.setup()
         site = web.SockSite(self._runner, sock)
         await site.start()
