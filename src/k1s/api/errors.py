@@ -115,19 +115,21 @@ class StatusError(Exception):
     """An API error that is answered with a Kubernetes Status object."""
 
     def __init__(self, code: int, reason: str, message: str,
-                 details: dict[str, Any] | None = None):
+                 details: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None):
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.message = message
         self.details = details
+        self.metadata = metadata or {}
 
     def status(self) -> dict[str, Any]:
-        s: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
+        s: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": self.metadata,
                              "status": "Failure", "message": self.message,
-                             "reason": self.reason, "code": self.code}
-        if self.details:
+                             "reason": self.reason}
+        if self.details is not None:
             s["details"] = self.details
+        s["code"] = self.code
         return s
 
 
@@ -175,7 +177,8 @@ def invalid_error(kind: str, group: str, name: str, errs: list[FieldError]) -> S
     details["kind"] = kind
     details["causes"] = [{"reason": e.reason, "message": e.body(), "field": e.field}
                          for e in errs]
-    return StatusError(422, "Invalid", f'{kind} "{name}" is invalid: {agg}', details)
+    qualified = f"{kind}.{group}" if group else kind
+    return StatusError(422, "Invalid", f'{qualified} "{name}" is invalid: {agg}', details)
 
 
 def bad_request(message: str) -> StatusError:
@@ -190,7 +193,7 @@ def forbidden_error(message: str, resource: str = "", group: str = "",
 
 def method_not_allowed(message: str = "the server does not allow this method on the requested "
                        "resource") -> StatusError:
-    return StatusError(405, "MethodNotAllowed", message)
+    return StatusError(405, "MethodNotAllowed", message, {})
 
 
 def gone(message: str) -> StatusError:
@@ -212,7 +215,7 @@ def too_large() -> StatusError:
 
 
 def path_not_found() -> StatusError:
-    return StatusError(404, "NotFound", "the server could not find the requested resource")
+    return StatusError(404, "NotFound", "the server could not find the requested resource", {})
 
 
 def internal(message: str) -> StatusError:

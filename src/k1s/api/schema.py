@@ -230,7 +230,8 @@ def _check_value(v: Any, node: dict, struct_name: str, fpath: str,
                 for mk, mv in v.items():
                     if mv is None:
                         continue
-                    _check_value(mv, ap, struct_name, f"{fpath}.{mk}", unknown)
+                    # Go's decoder names the struct field (ConfigMap.data), not the map key
+                    _check_value(mv, ap, struct_name, fpath, unknown)
 
 
 def walk_schema(name: str) -> Iterator[tuple[str, dict]]:

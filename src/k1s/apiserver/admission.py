@@ -61,10 +61,15 @@ class NamespaceLifecycle(Plugin):
             raise not_found_error("namespaces", "", a.namespace)
         if (ns.get("metadata") or {}).get("deletionTimestamp") or \
                 (ns.get("status") or {}).get("phase") == "Terminating":
-            raise forbidden_error(
+            err = forbidden_error(
                 f'{r.qualified} "{a.name}" is forbidden: unable to create new content in '
                 f'namespace {a.namespace} because it is being terminated',
                 r.plural, r.group, a.name)
+            # controllers look for this cause to stop retrying in a dying namespace
+            err.details["causes"] = [{"reason": "NamespaceTerminating",
+                                      "message": f"namespace {a.namespace} is being terminated",
+                                      "field": "metadata.namespace"}]
+            raise err
 
 
 class ServiceIPs(Plugin):

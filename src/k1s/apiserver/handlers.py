@@ -223,7 +223,7 @@ class Handlers:
             include = request.query.get("includeObject", "Metadata")
             objs = [self._view_obj(r, view, e) for e in entries]
             table = tables.build_table(view, objs, time.time(), include, str(revision), cont,
-                                       with_columns=True)
+                                       with_columns=True, remaining_item_count=remaining)
             table["apiVersion"] = f"meta.k8s.io/{tv}"
             return json_response(orjson.dumps(table))
         if as_ == rq.AS_PARTIAL:
@@ -272,7 +272,9 @@ class Handlers:
         if match not in (None, "Exact", "NotOlderThan"):
             raise bad_request(f'resourceVersionMatch: Unsupported value: "{match}": supported '
                               f'values: "Exact", "NotOlderThan"')
-        if match and not q.get("resourceVersion"):
+        watch_list = rq.parse_bool(q.get("watch"), "watch") and \
+            rq.parse_bool(q.get("sendInitialEvents"), "sendInitialEvents")
+        if match and not q.get("resourceVersion") and not watch_list:
             raise invalid_error("ListOptions", "meta.k8s.io", "", [
                 invalid("resourceVersionMatch", match,
                         "resourceVersionMatch is forbidden unless resourceVersion is provided")])

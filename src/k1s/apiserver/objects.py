@@ -190,12 +190,15 @@ class ObjectStore:
         limit = opts.limit or 0
         out: list[Entry] = []
         after = start
+        filtered = opts.label_selector is not None or opts.field_selector is not None
         while True:
             try:
                 res = await self.store.range(prefix, revision=rev, limit=max(limit, 500)
-                                             if limit else 0, start_after=after)
+                                             if limit else 0, start_after=after,
+                                             count=bool(limit) and not filtered)
             except Compacted:
                 if opts.continue_token:
+                    # the token continues from the same key at the latest revision (rv 0)
                     raise StatusError(
                         410, "Expired",
                         "The provided continue parameter is too old to display a consistent "
@@ -204,12 +207,13 @@ class ObjectStore:
                         "of the results. Continuing with the provided token results in an "
                         "inconsistent list - objects that were created, modified, or deleted "
                         "between the time the first chunk was returned and now may show up in "
-                        "the list.")
-                raise StatusError(410, "Expired", f"too old resource version: {rev}")
+                        "the list.", metadata={"continue": encode_continue(0, after or "")})
+                raise StatusError(410, "Expired",
+                                  "The resourceVersion for the provided list is too old.")
             except FutureRevision as e:
                 raise StatusError(504, "Timeout", f"Too large resource version: {rev}, "
                                   f"current: {e.current}")
-            for kv in res.kvs:
+            for i, kv in enumerate(res.kvs):
                 obj, raw = decode(kv.value, kv.mod_revision)
                 after = kv.key
                 if self._matches(r, obj, opts):
@@ -217,8 +221,10 @@ class ObjectStore:
                     if limit and len(out) == limit:
                         more = res.more or kv is not res.kvs[-1]
                         if more:
+                            remaining = None if filtered else res.count - i - 1
                             return ListResult(out, rev or res.revision,
-                                              encode_continue(rev or res.revision, kv.key))
+                                              encode_continue(rev or res.revision, kv.key),
+                                              remaining)
                         return ListResult(out, rev or res.revision)
             if not res.more:
                 return ListResult(out, rev or res.revision)
@@ -233,12 +239,15 @@ class ObjectStore:
             raise bad_request(f"the object provided is unrecognized (must be of type {r.kind})")
         kind = obj.get("kind")
         api_version = obj.get("apiVersion")
-        if kind not in (None, "", r.kind) or api_version not in (None, "", r.api_version):
+        if kind not in (None, "", r.kind):
+            body_version = str(api_version or "").rpartition("/")[2] or r.version
             raise bad_request(
-                f"the API version in the data ({api_version}) does not match the expected API "
-                f"version ({r.api_version})" if kind in (None, "", r.kind)
-                else f"the object provided is unrecognized (must be of type {r.kind}): "
-                     f"couldn't get version/kind; json parse error")
+                f'{kind} in version "{body_version}" cannot be handled as a {r.kind}: '
+                f'converting ({body_version}.{kind}) to ({_internal_package(r)}.{r.kind}): '
+                f'unknown conversion')
+        if api_version not in (None, "", r.api_version):
+            raise bad_request(f"the API version in the data ({api_version}) does not match the "
+                              f"expected API version ({r.api_version})")
         obj["kind"] = r.kind
         obj["apiVersion"] = r.api_version
         md = obj.get("metadata")
@@ -347,6 +356,14 @@ class ObjectStore:
             new = mutate(_copy(old))
             md = new.setdefault("metadata", {})
             want_rv = md.get("resourceVersion")
+            old_uid = (old.get("metadata") or {}).get("uid")
+            if md.get("uid") and md["uid"] != old_uid:
+                # upstream treats a uid in the body as a precondition of the storage write
+                raise conflict(r.plural, r.group, name,
+                               f"StorageError: invalid object, Code: 4, Key: {key}, "
+                               f"ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: "
+                               f"UID in precondition: {md['uid']}, UID in object meta: "
+                               f"{old_uid}")
             if want_rv and want_rv != str(kv.mod_revision):
                 raise conflict(r.plural, r.group, name)
             if md.get("name") not in (None, "", name):
@@ -377,7 +394,7 @@ class ObjectStore:
                         raise invalid_error(r.kind, r.group, name, [forbidden(
                             "metadata.finalizers",
                             "no new finalizers can be added if the object is being deleted, "
-                            "found new finalizers " + orjson.dumps(sorted(added)).decode())])
+                            "found new finalizers " + _go_string_list(sorted(added)))])
             # an unconditional update validates as if it named the stored version
             md["resourceVersion"] = str(kv.mod_revision)
             if self.managed_fields is not None:
@@ -447,15 +464,18 @@ class ObjectStore:
                 raise not_found_error(r.plural, r.group, name)
             cur, _ = decode(kv.value, kv.mod_revision)
             md = cur["metadata"]
+            # upstream's rest.BeforeDelete names the Kind in these conflicts
             if pre.get("uid") and pre["uid"] != md.get("uid"):
-                raise conflict(r.plural, r.group, name,
-                               f"Precondition failed: UID in precondition: {pre['uid']}, UID in "
-                               f"object meta: {md.get('uid')}")
+                raise conflict(r.kind, r.group, name,
+                               f"the UID in the precondition ({pre['uid']}) does not match the "
+                               f"UID in record ({md.get('uid')}). The object might have been "
+                               f"deleted and then recreated")
             if pre.get("resourceVersion") and pre["resourceVersion"] != str(kv.mod_revision):
-                raise conflict(r.plural, r.group, name,
-                               f"Precondition failed: ResourceVersion in precondition: "
-                               f"{pre['resourceVersion']}, ResourceVersion in object meta: "
-                               f"{kv.mod_revision}")
+                raise conflict(r.kind, r.group, name,
+                               f"the ResourceVersion in the precondition "
+                               f"({pre['resourceVersion']}) does not match the ResourceVersion "
+                               f"in record ({kv.mod_revision}). The object might have been "
+                               f"modified")
             self.admission.admit(Attributes(r, "DELETE", None, cur, namespace, name,
                                             dry_run=opts.dry_run))
             new = _copy(cur)
@@ -550,6 +570,16 @@ def decode_continue(token: str) -> tuple[int, str]:
         return int(d["rv"]), str(d["start"])
     except Exception:
         raise bad_request("continue key is not valid: illegal base64 data")
+
+
+def _internal_package(r: Resource) -> str:
+    """The Go package of a group's internal types, as conversion errors name it."""
+    return r.group.split(".")[0] if r.group else "core"
+
+
+def _go_string_list(items: list[str]) -> str:
+    """Go's %#v of a []string, as upstream prints it in messages."""
+    return "[]string{" + ", ".join(orjson.dumps(i).decode() for i in items) + "}"
 
 
 def _parse_rv(rv: str) -> int:
