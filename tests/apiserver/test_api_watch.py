@@ -395,7 +395,7 @@ async def test_watch_older_than_the_ring_replays_from_the_store(small_ring):
         assert summary(evs[:-1]) == want
         assert evs[-1]["type"] == "DELETED"
         assert evs[-1]["object"]["metadata"]["name"] == "b"
-        assert evs[-1]["object"]["data"] == {}
+        assert evs[-1]["object"].get("data") is None   # omitempty: an empty map is dropped
         # live changes keep coming after the history, once each
         c = await api.ok("POST", CM, configmap("c"))
         ev = await w.next()

@@ -191,6 +191,7 @@ def _walk(value: Any, struct: dict, struct_name: str, path: str,
     props = struct.get("properties")
     if props is None or not isinstance(value, dict):
         return
+    required = struct.get("required") or ()
     drop = []
     for key, v in value.items():
         node = props.get(key)
@@ -202,6 +203,10 @@ def _walk(value: Any, struct: dict, struct_name: str, path: str,
         if v is None:
             continue  # Go's decoder accepts null for any field
         _check_value(v, node, struct_name, fpath, unknown)
+        if not v and isinstance(v, (dict, list)) and key not in required and \
+                _is_collection(node):
+            # Go decodes into a map or slice that omitempty leaves out when it is empty
+            drop.append(key)
     if prune:
         for key in drop:
             del value[key]
@@ -232,6 +237,15 @@ def _check_value(v: Any, node: dict, struct_name: str, fpath: str,
                         continue
                     # Go's decoder names the struct field (ConfigMap.data), not the map key
                     _check_value(mv, ap, struct_name, fpath, unknown)
+
+
+def _is_collection(node: dict) -> bool:
+    """A map (additionalProperties, no properties) or a list: the kinds omitempty drops."""
+    r = resolve(node)
+    if r.get("type") == "array":
+        return True
+    return r.get("type") == "object" and "properties" not in r and \
+        isinstance(r.get("additionalProperties"), dict)
 
 
 def walk_schema(name: str) -> Iterator[tuple[str, dict]]:

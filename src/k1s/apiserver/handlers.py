@@ -201,7 +201,8 @@ class Handlers:
             if d != "All":
                 raise bad_request(f'Invalid dryRun value: "{d}" (supported values: "All")')
         return WriteOptions(field_manager=q.get("fieldManager", ""), field_validation=fv,
-                            dry_run=bool(dry), force=rq.parse_bool(q.get("force"), "force"))
+                            dry_run=bool(dry), force=rq.parse_bool(q.get("force"), "force"),
+                            user_agent=request.headers.get("User-Agent", ""))
 
     async def _read_body(self, request: web.Request, *, allow_yaml: bool = True) -> Any:
         if request.content_length is not None and request.content_length > MAX_BODY:
@@ -546,7 +547,8 @@ class Handlers:
         opts = self._write_options(request)
         body = await self._read_body(request)
         e, _ = await self.objects.update(
-            r, ns, name, lambda cur: self._apply_scale(r, name, cur, body, True), opts)
+            r, ns, name, lambda cur: self._apply_scale(r, name, cur, body, True), opts,
+            subresource="scale")
         return json_response(orjson.dumps(self._scale_of(e.obj)))
 
     async def _patch_scale(self, r: Resource, ns: str | None, name: str, body: Any, ptype: str,
@@ -564,7 +566,7 @@ class Handlers:
                                                  "io.k8s.api.autoscaling.v1.Scale")
             return self._apply_scale(r, name, cur, new_scale, True)
 
-        e, _ = await self.objects.update(r, ns, name, mutate, opts)
+        e, _ = await self.objects.update(r, ns, name, mutate, opts, subresource="scale")
         return json_response(orjson.dumps(self._scale_of(e.obj)))
 
     async def bind(self, request: web.Request, r: Resource, ns: str | None, name: str

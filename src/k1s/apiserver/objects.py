@@ -55,6 +55,7 @@ class WriteOptions:
     field_validation: str = "Warn"      # Strict | Warn | Ignore
     dry_run: bool = False
     force: bool = False
+    user_agent: str = ""                # names the manager when fieldManager is absent
     warnings: list[str] = field(default_factory=list)
 
 

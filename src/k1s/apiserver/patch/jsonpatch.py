@@ -39,9 +39,10 @@ class _PatchError(Exception):
 
 def patch_failed(message: str) -> StatusError:
     """The 422 kube-apiserver returns when a JSON patch does not apply."""
+    # upstream builds this with NewGenericServerResponse(isUnexpectedResponse=false): the
+    # json-patch error text is not sent, and kubectl prints the generic sentence
     return StatusError(422, "Invalid",
-                       "the server rejected our request due to an error in our request",
-                       {"causes": [{"reason": "UnexpectedServerResponse", "message": message}]})
+                       "the server rejected our request due to an error in our request", {})
 
 
 def json_patch(original: dict, ops: Any) -> dict:
