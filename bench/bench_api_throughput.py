@@ -40,13 +40,12 @@ TRIVIAL = textwrap.dedent('''
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 ''')
 
+# Each run gets its own name prefix (RUN), so creates never collide with an earlier run's.
 CREATE_LUA = textwrap.dedent('''
     counter = 0
-    local tid = 0
-    setup = function(thread) thread:set("id", tid); tid = tid + 1 end
     request = function()
       counter = counter + 1
-      local name = string.format("c-%d-%d-%d", math.random(1, 1000000000), id or 0, counter)
+      local name = string.format("c-RUN-%d", counter)
       local body = '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"' .. name ..
         '"},"spec":{"containers":[{"name":"main","image":"nginx:1.25"}]}}'
       return wrk.format("POST", nil, {["Content-Type"]="application/json"}, body)
@@ -54,10 +53,17 @@ CREATE_LUA = textwrap.dedent('''
 ''')
 
 
+_runs = [0]
+
+
 def wrk(url: str, conns: int, script: str | None = None) -> float:
     cmd = taskset(1) + ["wrk", "-t1", f"-c{conns}", f"-d{SECONDS}s", "--latency", url]
     if script:
-        cmd += ["-s", script]
+        _runs[0] += 1
+        run_script = f"{script}.{_runs[0]}.lua"
+        with open(script) as f, open(run_script, "w") as g:
+            g.write(f.read().replace("RUN", str(_runs[0])))
+        cmd += ["-s", run_script]
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -83,6 +89,10 @@ def main() -> None:
         triv = subprocess.Popen(taskset(0) + [sys.executable, "-c", TRIVIAL, str(port),
                                               pod_file])
         time.sleep(1.0)
+        # creates go to their own namespace so LIST keeps measuring exactly 1,000 pods
+        http_json("POST", f"{k.url}/api/v1/namespaces",
+                  {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench-create"}})
+        create_url = f"{k.url}/api/v1/namespaces/bench-create/pods"
         lua = os.path.join(tmp, "create.lua")
         with open(lua, "w") as f:
             f.write(CREATE_LUA)
@@ -91,7 +101,7 @@ def main() -> None:
             raw = median([wrk(f"http://127.0.0.1:{port}/x", conns) for _ in range(REPEATS)])
             get = median([wrk(f"{base}/p-0000", conns) for _ in range(REPEATS)])
             lst = median([wrk(base, conns) for _ in range(REPEATS)])
-            crt = median([wrk(base, conns, lua) for _ in range(REPEATS)])
+            crt = median([wrk(create_url, conns, lua) for _ in range(REPEATS)])
             rows.append((conns, raw, get, lst, crt))
         triv.terminate()
         triv.wait()
