@@ -154,8 +154,9 @@ def kubectl(cluster, tmp_path):
 @pytest.fixture
 def namespace(kubectl, request):
     """A fresh namespace for one test, deleted afterwards."""
+    # a random suffix: parametrized variants of one test must not share a namespace
     name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-") + \
-        "-" + str(os.getpid() % 1000)
+        "-" + os.urandom(3).hex()
     name = "".join(c for c in name if c.isalnum() or c == "-")[:60].strip("-")
     kubectl.ok("create", "namespace", name)
     yield name

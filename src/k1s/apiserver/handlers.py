@@ -212,7 +212,10 @@ class Handlers:
         if len(raw) > MAX_BODY:
             raise StatusError(413, "RequestEntityTooLarge",
                               "Request entity too large: limit is 3145728")
-        ctype = (request.content_type or "application/json").lower()
+        # a request without Content-Type is JSON, as upstream assumes (kubectl's scale client
+        # sends none); aiohttp would report application/octet-stream
+        ctype = request.content_type.lower() if "Content-Type" in request.headers \
+            else "application/json"
         return parse_body(raw, ctype, allow_yaml)
 
     def _render(self, request: web.Request, r: Resource, view: Resource, entries: list[Entry],

@@ -422,7 +422,7 @@ def _unsupported(api_version: str, kind: str) -> StatusError:
     gvk = f"{api_version}, Kind={kind}"
     return StatusError(
         415, "UnsupportedMediaType",
-        f"protobuf request bodies are accepted for core/v1 kinds only, not {gvk}; "
+        f"protobuf request bodies are accepted for core/v1 kinds and autoscaling/v1 Scale only, not {gvk}; "
         f"send this object as application/json")
 
 
