@@ -302,10 +302,6 @@ def test_seed_pv_with_validate_false(kubectl):
                 '{"metadata":{"finalizers":null}}')
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: no StorageObjectInUseProtection admission (nor a protection controller yet): "
-    "upstream gives every new PVC the finalizer kubernetes.io/pvc-protection and every new PV "
-    "kubernetes.io/pv-protection; k1s stores them with no finalizers"))
 def test_storage_protection_finalizers(kubectl, namespace):
     pv = uniq("e2e-pv")
     kubectl.ok("create", "-n", namespace, "-f", "-", input="\n---\n".join(json.dumps(d) for d in [

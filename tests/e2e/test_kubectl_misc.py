@@ -171,3 +171,12 @@ def test_wait_by_label_and_missing(kubectl, namespace):
                 "--timeout=2s")
     assert p.returncode == 1
     assert p.stderr.strip() == 'Error from server (NotFound): configmaps "nope" not found'
+
+
+def test_k1s_up_ships_the_default_storage_class(kubectl):
+    out = kubectl.ok("get", "storageclass", "standard")
+    head, row = out.splitlines()[:2]
+    assert head.split() == ["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE",
+                            "ALLOWVOLUMEEXPANSION", "AGE"]
+    assert row.split()[:6] == ["standard", "(default)", "k1s.io/local", "Delete",
+                               "WaitForFirstConsumer", "true"]

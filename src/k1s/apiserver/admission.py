@@ -156,6 +156,67 @@ class ServiceIPs(Plugin):
         spec.setdefault("internalTrafficPolicy", "Cluster")
 
 
+DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
+                             "storageclass.beta.kubernetes.io/is-default-class")
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
+PV_PROTECTION = "kubernetes.io/pv-protection"
+
+
+def is_default_class(sc: dict) -> bool:
+    ann = (sc.get("metadata") or {}).get("annotations") or {}
+    return any(ann.get(k) == "true" for k in DEFAULT_CLASS_ANNOTATIONS)
+
+
+def default_storage_class(classes: list[dict]) -> dict | None:
+    """The default class: of several marked default, the newest (then the first by name)."""
+    defaults = [sc for sc in classes if is_default_class(sc)]
+    if not defaults:
+        return None
+    newest = max(sc["metadata"].get("creationTimestamp") or "" for sc in defaults)
+    return min((sc for sc in defaults if (sc["metadata"].get("creationTimestamp") or "")
+                == newest), key=lambda sc: sc["metadata"]["name"])
+
+
+class DefaultStorageClass(Plugin):
+    """A claim created with no storageClassName gets the default class (nil and "" differ:
+    an explicit "" asks for no class and is left alone)."""
+
+    def __init__(self, objects: "ObjectStore"):
+        self.objects = objects
+
+    def admit(self, a: Attributes) -> None:
+        r = a.resource
+        if a.operation != "CREATE" or r.group != "" or r.plural != "persistentvolumeclaims" \
+                or a.obj is None:
+            return
+        spec = a.obj.setdefault("spec", {})
+        ann = (a.obj.get("metadata") or {}).get("annotations") or {}
+        if spec.get("storageClassName") is not None or \
+                "volume.beta.kubernetes.io/storage-class" in ann:
+            return
+        sc = default_storage_class(self.objects.cached_all("storageclasses", "storage.k8s.io"))
+        if sc is not None:
+            spec["storageClassName"] = sc["metadata"]["name"]
+
+
+class StorageObjectInUseProtection(Plugin):
+    """New claims and volumes get the protection finalizers their controllers later remove."""
+
+    def admit(self, a: Attributes) -> None:
+        r = a.resource
+        if a.operation != "CREATE" or r.group != "" or a.obj is None:
+            return
+        finalizer = {"persistentvolumeclaims": PVC_PROTECTION,
+                     "persistentvolumes": PV_PROTECTION}.get(r.plural)
+        if finalizer is None:
+            return
+        md = a.obj.setdefault("metadata", {})
+        fins = list(md.get("finalizers") or [])
+        if finalizer not in fins:
+            fins.append(finalizer)
+        md["finalizers"] = fins
+
+
 class Chain:
     def __init__(self, plugins: list[Plugin]):
         self.plugins = plugins

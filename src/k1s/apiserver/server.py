@@ -30,17 +30,29 @@ KUBE_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.4+k1s",
                 "gitTreeState": "clean", "buildDate": "2026-11-25T00:00:00Z",
                 "goVersion": "go1.23.0", "compiler": "gc", "platform": "linux/amd64"}
 
+# The default class of `k1s up`: the built-in local provisioner, bound where the pod lands.
+STANDARD_STORAGE_CLASS = {
+    "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+    "metadata": {"name": "standard",
+                 "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+    "provisioner": "k1s.io/local", "reclaimPolicy": "Delete",
+    "volumeBindingMode": "WaitForFirstConsumer", "allowVolumeExpansion": True,
+}
+
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
 class APIServer:
     def __init__(self, data_dir: str, *, host: str = "127.0.0.1", port: int = 0,
-                 service_cidr: str = "10.96.0.0/12", store: Store | None = None):
+                 service_cidr: str = "10.96.0.0/12", store: Store | None = None,
+                 default_storage_class: bool = False):
         self.data_dir = data_dir
         self.host = host
         self.port = port
         self.service_cidr = service_cidr
         self.store = store
+        # `k1s up` ships the class `standard` backed by the built-in local provisioner
+        self.default_storage_class = default_storage_class
         self._runner: web.AppRunner | None = None
         self.objects: ObjectStore | None = None
         self.cache: WatchCache | None = None
@@ -60,7 +72,9 @@ class APIServer:
         self.objects = ObjectStore(self.store, self.cache)
         self.service_ips = admission.ServiceIPs(self.objects, self.service_cidr)
         self.objects.admission = admission.Chain([
-            admission.NamespaceLifecycle(self.objects), self.service_ips])
+            admission.NamespaceLifecycle(self.objects), self.service_ips,
+            admission.DefaultStorageClass(self.objects),
+            admission.StorageObjectInUseProtection()])
         from . import patching
         patching.install(self.objects)
 
@@ -106,6 +120,9 @@ class APIServer:
                                    "targetPort": self.port}],
                         "sessionAffinity": "None", "type": "ClusterIP"}}
         await self._ensure(registry.core("services"), "default", svc)
+        if self.default_storage_class:
+            await self._ensure(registry.get("storageclasses.storage.k8s.io"), None,
+                               STANDARD_STORAGE_CLASS)
 
     async def _ensure(self, r, namespace, obj) -> None:
         assert self.objects is not None

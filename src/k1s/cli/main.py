@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write the kubeconfig here and leave ~/.kube/config alone")
     up.add_argument("--no-controllers", action="store_true",
                     help="serve the API only (no controllers)")
+    up.add_argument("--no-default-storage-class", action="store_true",
+                    help="do not create the default StorageClass \"standard\"")
     up.add_argument("-v", "--verbose", action="store_true")
     sub.add_parser("version", help="print the k1s version")
     return p
@@ -45,7 +47,11 @@ async def _up(args: argparse.Namespace) -> int:
     from ..apiserver.server import APIServer
     from . import kubeconfig
 
-    server = APIServer(os.path.abspath(args.data_dir), host=args.host, port=args.port)
+    data_dir = os.path.abspath(args.data_dir)
+    # node-side components (volumes) keep their files under the same data directory
+    os.environ["K1S_DATA_DIR"] = data_dir
+    server = APIServer(data_dir, host=args.host, port=args.port,
+                       default_storage_class=not args.no_default_storage_class)
     try:
         await server.start()
     except OSError as e:
