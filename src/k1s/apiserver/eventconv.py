@@ -25,25 +25,24 @@ def _is_events_view(r: Resource) -> bool:
     return r.group == "events.k8s.io" and r.kind == "Event"
 
 
+def _convert(obj: dict, api_version: str, names: dict[str, str]) -> dict:
+    # The same Event under another apiVersion, its fields renamed per `names`.
+    out = {"kind": "Event", "apiVersion": api_version}
+    for k, v in obj.items():
+        if k not in ("kind", "apiVersion"):
+            out[names.get(k, k)] = v
+    return out
+
+
 def to_view(view: Resource, core_obj: dict) -> dict:
     """A stored core/v1 object as the requested resource shows it."""
     if not _is_events_view(view):
         return core_obj
-    out = {"kind": "Event", "apiVersion": "events.k8s.io/v1"}
-    for k, v in core_obj.items():
-        if k in ("kind", "apiVersion"):
-            continue
-        out[_BACK.get(k, k)] = v
-    return out
+    return _convert(core_obj, "events.k8s.io/v1", _BACK)
 
 
 def from_view(view: Resource, obj: dict) -> dict:
     """A written object of the view resource as the core/v1 object that is stored."""
     if not _is_events_view(view):
         return obj
-    out = {"kind": "Event", "apiVersion": "v1"}
-    for k, v in obj.items():
-        if k in ("kind", "apiVersion"):
-            continue
-        out[_RENAMES.get(k, k)] = v
-    return out
+    return _convert(obj, "v1", _RENAMES)

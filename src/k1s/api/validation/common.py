@@ -9,7 +9,7 @@ failing. Paths are built the way upstream's `field.Path` prints them: `spec.port
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from k1s.api import errors as E
 from k1s.api.errors import FieldError
@@ -120,6 +120,23 @@ def qualified_name(value: str, path: str) -> Errs:
     return name_errors(F.is_qualified_name, value, path)
 
 
+def optional_one_of(value: Any, allowed: Sequence[str], path: str) -> Errs:
+    """An optional enum field: unset is fine, a set value must be one of `allowed`."""
+    if value is not None and value not in allowed:
+        return [E.unsupported(path, value, allowed)]
+    return []
+
+
+def port_number(port: int, path: str) -> Errs:
+    return [E.invalid(path, port, m) for m in F.is_valid_port_num(port)]
+
+
+def app_protocol(port: dict, path: str) -> Errs:
+    """A port's optional appProtocol (at `path`.appProtocol): a qualified name when set."""
+    value = port.get("appProtocol")
+    return [] if value is None else qualified_name(s(value), child(path, "appProtocol"))
+
+
 def validate_labels(labels: Any, path: str) -> Errs:
     errs: Errs = []
     for k, v in d(labels).items():
@@ -137,25 +154,34 @@ def validate_label_selector(sel: Any, path: str) -> Errs:
     sel = d(sel)
     errs += validate_labels(sel.get("matchLabels"), child(path, "matchLabels"))
     for i, expr in enumerate(lst(sel.get("matchExpressions"))):
-        p = index(child(path, "matchExpressions"), i)
-        expr = d(expr)
-        op = s(expr.get("operator"))
-        values = lst(expr.get("values"))
-        if op in ("In", "NotIn"):
-            if not values:
-                errs.append(E.required(child(p, "values"),
-                                       "must be specified when `operator` is 'In' or 'NotIn'"))
-        elif op in ("Exists", "DoesNotExist"):
-            if values:
-                errs.append(E.forbidden(child(p, "values"), "may not be specified when "
-                                        "`operator` is 'Exists' or 'DoesNotExist'"))
-        else:
-            errs.append(E.invalid(child(p, "operator"), op, "not a valid selector operator"))
-        errs += qualified_name(s(expr.get("key")), child(p, "key"))
-        for j, v in enumerate(values):
-            if isinstance(v, str):
-                errs += [E.invalid(index(child(p, "values"), j), v, m)
-                         for m in F.is_label_value(v)]
+        errs += selector_requirement(d(expr), index(child(path, "matchExpressions"), i))
+    return errs
+
+
+def selector_requirement(req: dict, path: str, gt_lt: bool = False) -> Errs:
+    """One label-selector requirement: operator against values, the key, each value.
+
+    Node selector requirements (`gt_lt`) also accept Gt/Lt with exactly one value."""
+    errs: Errs = []
+    op, values = s(req.get("operator")), lst(req.get("values"))
+    if op in ("In", "NotIn"):
+        if not values:
+            errs.append(E.required(child(path, "values"),
+                                   "must be specified when `operator` is 'In' or 'NotIn'"))
+    elif op in ("Exists", "DoesNotExist"):
+        if values:
+            errs.append(E.forbidden(child(path, "values"), "may not be specified when "
+                                    "`operator` is 'Exists' or 'DoesNotExist'"))
+    elif gt_lt and op in ("Gt", "Lt"):
+        if len(values) != 1:
+            errs.append(E.required(child(path, "values"), "must be specified single value when "
+                                   "`operator` is 'Lt' or 'Gt'"))
+    else:
+        errs.append(E.invalid(child(path, "operator"), op, "not a valid selector operator"))
+    errs += qualified_name(s(req.get("key")), child(path, "key"))
+    for i, v in enumerate(values):
+        if isinstance(v, str):
+            errs += [E.invalid(index(child(path, "values"), i), v, m) for m in F.is_label_value(v)]
     return errs
 
 

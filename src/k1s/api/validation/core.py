@@ -16,9 +16,10 @@ from typing import Any
 from k1s.api import errors as E
 from k1s.api.validation import formats as F
 from k1s.api.validation import meta as M
-from k1s.api.validation.common import (Errs, child, d, dns1123_label, dns1123_subdomain, index,
-                                       key, lst, num, qualified_name, s, validate_labels)
-from k1s.api.validation.core_pod import PROTOCOLS, validate_port_num_or_name
+from k1s.api.validation.common import (Errs, app_protocol, child, d, dns1123_label,
+                                       dns1123_subdomain, index, key, lst, num, optional_one_of,
+                                       port_number, qualified_name, s, validate_labels)
+from k1s.api.validation.core_pod import validate_port_num_or_name, validate_protocol
 
 MAX_SECRET_SIZE = 1 * 1024 * 1024
 SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
@@ -86,17 +87,12 @@ def _service_port(sp: dict, require_name: bool, names: set[str], path: str) -> E
         else:
             names.add(name)
     port = num(sp.get("port"))
-    errs += [E.invalid(child(path, "port"), port, m) for m in F.is_valid_port_num(port)]
-    proto = s(sp.get("protocol"))
-    if not proto:
-        errs.append(E.required(child(path, "protocol")))
-    elif proto not in PROTOCOLS:
-        errs.append(E.unsupported(child(path, "protocol"), proto, PROTOCOLS))
+    errs += port_number(port, child(path, "port"))
+    errs += validate_protocol(s(sp.get("protocol")), child(path, "protocol"))
     tp = sp.get("targetPort")
     if tp is not None and tp != 0 and tp != "":
         errs += validate_port_num_or_name(tp, child(path, "targetPort"))
-    if sp.get("appProtocol") is not None:
-        errs += qualified_name(s(sp.get("appProtocol")), child(path, "appProtocol"))
+    errs += app_protocol(sp, path)
     return errs
 
 
@@ -124,9 +120,8 @@ def _cluster_ip_fields(spec: dict) -> Errs:
         if f not in ("IPv4", "IPv6"):
             errs.append(E.unsupported(index(child("spec", "ipFamilies"), i), f, ["IPv4", "IPv6"]))
     pol = spec.get("ipFamilyPolicy")
-    if pol is not None and pol not in ("PreferDualStack", "RequireDualStack", "SingleStack"):
-        errs.append(E.unsupported(child("spec", "ipFamilyPolicy"), pol,
-                                  ["PreferDualStack", "RequireDualStack", "SingleStack"]))
+    errs += optional_one_of(pol, ("PreferDualStack", "RequireDualStack", "SingleStack"),
+                            child("spec", "ipFamilyPolicy"))
     return errs
 
 
@@ -232,9 +227,8 @@ def validate_service(obj: dict) -> Errs:
     elif itp not in TRAFFIC_POLICIES:
         errs.append(E.unsupported(child(sp, "internalTrafficPolicy"), itp, TRAFFIC_POLICIES))
     td = spec.get("trafficDistribution")
-    if td is not None and td not in ("PreferClose", "PreferSameZone", "PreferSameNode"):
-        errs.append(E.unsupported(child(sp, "trafficDistribution"), td,
-                                  ["PreferClose", "PreferSameZone", "PreferSameNode"]))
+    errs += optional_one_of(td, ("PreferClose", "PreferSameZone", "PreferSameNode"),
+                            child(sp, "trafficDistribution"))
     return errs
 
 
@@ -314,14 +308,9 @@ def validate_endpoints(obj: dict) -> Errs:
             elif name:
                 errs += dns1123_label(name, child(pp, "name"))
             port = num(p.get("port"))
-            errs += [E.invalid(child(pp, "port"), port, m) for m in F.is_valid_port_num(port)]
-            proto = s(p.get("protocol"))
-            if not proto:
-                errs.append(E.required(child(pp, "protocol")))
-            elif proto not in PROTOCOLS:
-                errs.append(E.unsupported(child(pp, "protocol"), proto, PROTOCOLS))
-            if p.get("appProtocol") is not None:
-                errs += qualified_name(s(p.get("appProtocol")), child(pp, "appProtocol"))
+            errs += port_number(port, child(pp, "port"))
+            errs += validate_protocol(s(p.get("protocol")), child(pp, "protocol"))
+            errs += app_protocol(p, pp)
     return errs
 
 

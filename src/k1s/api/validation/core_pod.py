@@ -17,8 +17,9 @@ from k1s.api import errors as E
 from k1s.api.validation import formats as F
 from k1s.api.validation import meta as M
 from k1s.api.validation.common import (Errs, child, d, dns1123_label, dns1123_subdomain, index,
-                                       key, lst, nonnegative, num, parse_quantity, qualified_name,
-                                       s, spec_diff, validate_labels)
+                                       key, lst, nonnegative, num, optional_one_of,
+                                       parse_quantity, port_number, qualified_name, s, spec_diff,
+                                       validate_labels)
 from k1s.api.validation.storage import validate_node_selector
 from k1s.api.validation.volumes import (local_descending_path, path_no_backsteps,
                                         validate_pod_volume_source)
@@ -28,6 +29,15 @@ PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
 TERMINATION_MESSAGE_POLICIES = ("File", "FallbackToLogsOnError")
+
+
+def validate_protocol(proto: str, path: str) -> Errs:
+    """A port's protocol: required, and one of PROTOCOLS."""
+    if not proto:
+        return [E.required(path)]
+    if proto not in PROTOCOLS:
+        return [E.unsupported(path, proto, PROTOCOLS)]
+    return []
 HTTP_SCHEMES = ("HTTP", "HTTPS")
 MOUNT_PROPAGATIONS = ("Bidirectional", "HostToContainer", "None")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
@@ -190,15 +200,11 @@ def validate_container_ports(ports: list, path: str) -> Errs:
         if cp == 0:
             errs.append(E.required(child(ip, "containerPort")))
         else:
-            errs += [E.invalid(child(ip, "containerPort"), cp, m) for m in F.is_valid_port_num(cp)]
+            errs += port_number(cp, child(ip, "containerPort"))
         hp = num(port.get("hostPort"))
         if hp:
-            errs += [E.invalid(child(ip, "hostPort"), hp, m) for m in F.is_valid_port_num(hp)]
-        proto = s(port.get("protocol"))
-        if not proto:
-            errs.append(E.required(child(ip, "protocol")))
-        elif proto not in PROTOCOLS:
-            errs.append(E.unsupported(child(ip, "protocol"), proto, PROTOCOLS))
+            errs += port_number(hp, child(ip, "hostPort"))
+        errs += validate_protocol(s(port.get("protocol")), child(ip, "protocol"))
     return errs
 
 
@@ -206,7 +212,7 @@ def validate_port_num_or_name(port: Any, path: str) -> Errs:
     if isinstance(port, bool) or port is None:
         return [E.invalid(path, port, F.inclusive_range_error(1, 65535))]
     if isinstance(port, int):
-        return [E.invalid(path, port, m) for m in F.is_valid_port_num(port)]
+        return port_number(port, path)
     return [E.invalid(path, s(port), m) for m in F.is_valid_port_name(s(port))]
 
 
@@ -667,9 +673,7 @@ def validate_pod_spec(spec: dict, path: str = "spec", is_pod: bool = True) -> Er
         errs += [E.invalid(child(path, "priorityClassName"), pcn, m)
                  for m in F.name_is_dns_subdomain(pcn)]
     pp = spec.get("preemptionPolicy")
-    if pp is not None and pp not in ("PreemptLowerPriority", "Never"):
-        errs.append(E.unsupported(child(path, "preemptionPolicy"), pp,
-                                  ["PreemptLowerPriority", "Never"]))
+    errs += optional_one_of(pp, ("PreemptLowerPriority", "Never"), child(path, "preemptionPolicy"))
     os_ = spec.get("os")
     if os_ is not None:
         name = s(d(os_).get("name"))

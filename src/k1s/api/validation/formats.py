@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Callable, NamedTuple
 
 DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS1123_SUBDOMAIN_FMT = DNS1123_LABEL_FMT + "(\\." + DNS1123_LABEL_FMT + ")*"
@@ -80,6 +81,32 @@ def inclusive_range_error(lo: int, hi: int) -> str:
 EMPTY_ERROR = "must be non-empty"
 
 
+class Wording(NamedTuple):
+    """How length limits and the qualified-name lead are worded: the two differ by caller."""
+
+    length: Callable[[str], int]
+    too_long: Callable[[int], str]
+    qualified_name_lead: str
+
+
+# Object validation (api/validate/content): byte counts, "a valid label key".
+CONTENT = Wording(_blen, max_len_error, "a valid label key")
+# labels.Parse answers in util/validation's older wording: character counts, "a qualified name".
+LABELS = Wording(len, lambda n: f"must be no more than {n} characters", "a qualified name")
+
+
+def _limited_match(value: str, limit: int, pattern: re.Pattern[str], msg: str, fmt: str,
+                   examples: tuple[str, ...], wording: "Wording | None" = None) -> list[str]:
+    # The common rule: at most `limit` long, and matching `pattern` (explained by `msg`).
+    w = wording or CONTENT
+    errs = []
+    if w.length(value) > limit:
+        errs.append(w.too_long(limit))
+    if not pattern.fullmatch(value):
+        errs.append(regex_error(msg, fmt, *examples))
+    return errs
+
+
 def is_dns1123_label(value: str) -> list[str]:
     errs = []
     if _blen(value) > DNS1123_LABEL_MAX:
@@ -92,26 +119,19 @@ def is_dns1123_label(value: str) -> list[str]:
     return errs
 
 
-def is_dns1123_subdomain(value: str) -> list[str]:
-    errs = []
-    if _blen(value) > DNS1123_SUBDOMAIN_MAX:
-        errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX))
-    if not _dns1123_subdomain.fullmatch(value):
-        errs.append(regex_error(_DNS1123_SUBDOMAIN_MSG, DNS1123_SUBDOMAIN_FMT, "example.com"))
-    return errs
+def is_dns1123_subdomain(value: str, wording: "Wording | None" = None) -> list[str]:
+    return _limited_match(value, DNS1123_SUBDOMAIN_MAX, _dns1123_subdomain,
+                          _DNS1123_SUBDOMAIN_MSG, DNS1123_SUBDOMAIN_FMT, ("example.com",), wording)
 
 
 def is_dns1035_label(value: str) -> list[str]:
-    errs = []
-    if _blen(value) > DNS1035_LABEL_MAX:
-        errs.append(max_len_error(DNS1035_LABEL_MAX))
-    if not _dns1035_label.fullmatch(value):
-        errs.append(regex_error(_DNS1035_LABEL_MSG, DNS1035_LABEL_FMT, "my-name", "abc-123"))
-    return errs
+    return _limited_match(value, DNS1035_LABEL_MAX, _dns1035_label, _DNS1035_LABEL_MSG,
+                          DNS1035_LABEL_FMT, ("my-name", "abc-123"))
 
 
-def is_qualified_name(value: str) -> list[str]:
+def is_qualified_name(value: str, wording: "Wording | None" = None) -> list[str]:
     """A label key / qualified name: optional DNS-subdomain prefix, '/', then a name part."""
+    w = wording or CONTENT
     errs: list[str] = []
     parts = value.split("/")
     if len(parts) == 1:
@@ -121,29 +141,24 @@ def is_qualified_name(value: str) -> list[str]:
         if not prefix:
             errs.append("prefix part " + EMPTY_ERROR)
         else:
-            errs.extend("prefix part " + m for m in is_dns1123_subdomain(prefix))
+            errs.extend("prefix part " + m for m in is_dns1123_subdomain(prefix, w))
     else:
-        return ["a valid label key " + regex_error(_LABEL_KEY_MSG, LABEL_KEY_FMT, "MyName",
-                                                   "my.name", "123-abc")
+        return [w.qualified_name_lead + " " + regex_error(_LABEL_KEY_MSG, LABEL_KEY_FMT,
+                                                          "MyName", "my.name", "123-abc")
                 + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
     if not name:
         errs.append("name part " + EMPTY_ERROR)
-    elif _blen(name) > LABEL_KEY_NAME_MAX:
-        errs.append("name part " + max_len_error(LABEL_KEY_NAME_MAX))
+    elif w.length(name) > LABEL_KEY_NAME_MAX:
+        errs.append("name part " + w.too_long(LABEL_KEY_NAME_MAX))
     if not _label_key.fullmatch(name):
         errs.append("name part " + regex_error(_LABEL_KEY_MSG, LABEL_KEY_FMT, "MyName",
                                                "my.name", "123-abc"))
     return errs
 
 
-def is_label_value(value: str) -> list[str]:
-    errs = []
-    if _blen(value) > LABEL_VALUE_MAX:
-        errs.append(max_len_error(LABEL_VALUE_MAX))
-    if not _label_value.fullmatch(value):
-        errs.append(regex_error(_LABEL_VALUE_MSG, LABEL_VALUE_FMT, "MyValue", "my_value",
-                                "12345"))
-    return errs
+def is_label_value(value: str, wording: "Wording | None" = None) -> list[str]:
+    return _limited_match(value, LABEL_VALUE_MAX, _label_value, _LABEL_VALUE_MSG,
+                          LABEL_VALUE_FMT, ("MyValue", "my_value", "12345"), wording)
 
 
 def _chdir_prefix(value: str) -> list[str]:
@@ -157,14 +172,9 @@ def _chdir_prefix(value: str) -> list[str]:
 
 
 def is_config_map_key(value: str) -> list[str]:
-    errs = []
-    if _blen(value) > DNS1123_SUBDOMAIN_MAX:
-        errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX))
-    if not _config_map_key.fullmatch(value):
-        errs.append(regex_error(_CONFIG_MAP_KEY_MSG, CONFIG_MAP_KEY_FMT, "key.name", "KEY_NAME",
-                                "key-name"))
-    errs.extend(_chdir_prefix(value))
-    return errs
+    return _limited_match(value, DNS1123_SUBDOMAIN_MAX, _config_map_key, _CONFIG_MAP_KEY_MSG,
+                          CONFIG_MAP_KEY_FMT, ("key.name", "KEY_NAME", "key-name")) + \
+        _chdir_prefix(value)
 
 
 def is_env_var_name(value: str) -> list[str]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from k1s.api import errors as E
 from k1s.api.validation import formats as F
 from k1s.api.validation import meta as M
-from k1s.api.validation.common import (Errs, child, d, dns1123_label, index, lst, num,
-                                       qualified_name, s, validate_labels)
+from k1s.api.validation.common import (Errs, app_protocol, child, d, dns1123_label, index, lst,
+                                       num, s, validate_labels)
 from k1s.api.validation.core import non_special_ip
-from k1s.api.validation.core_pod import PROTOCOLS
+from k1s.api.validation.core_pod import validate_protocol
 
 ADDRESS_TYPES = ("FQDN", "IPv4", "IPv6")
 MAX_ENDPOINTS = 1000
@@ -89,13 +89,8 @@ def validate_endpoint_slice(obj: dict) -> Errs:
             port = num(p.get("port"))
             if not 0 <= port <= 65535:
                 errs.append(E.invalid(child(pp, "port"), port, F.inclusive_range_error(0, 65535)))
-        proto = s(p.get("protocol"))
-        if not proto:
-            errs.append(E.required(child(pp, "protocol")))
-        elif proto not in PROTOCOLS:
-            errs.append(E.unsupported(child(pp, "protocol"), proto, PROTOCOLS))
-        if p.get("appProtocol") is not None:
-            errs += qualified_name(s(p.get("appProtocol")), child(pp, "appProtocol"))
+        errs += validate_protocol(s(p.get("protocol")), child(pp, "protocol"))
+        errs += app_protocol(p, pp)
     return errs
 
 

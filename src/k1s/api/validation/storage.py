@@ -16,7 +16,8 @@ from k1s.api import errors as E
 from k1s.api.validation import formats as F
 from k1s.api.validation import meta as M
 from k1s.api.validation.common import (Errs, child, d, immutable, index, key,
-                                       lst, qualified_name, quantity_or_error, s, spec_diff,
+                                       lst, optional_one_of, qualified_name, quantity_or_error, s,
+                                       selector_requirement, spec_diff,
                                        validate_label_selector, validate_nonnegative_quantity,
                                        validate_positive_quantity)
 from k1s.api.validation.volumes import PV_SOURCE_FIELDS, clean_path_is_root, validate_pv_source
@@ -53,30 +54,6 @@ def _class_name(value: str, path: str) -> Errs:
 
 
 # PersistentVolume ------------------------------------------------------------------------
-def _node_selector_requirement(req: dict, path: str) -> Errs:
-    errs: Errs = []
-    op, values = s(req.get("operator")), lst(req.get("values"))
-    if op in ("In", "NotIn"):
-        if not values:
-            errs.append(E.required(child(path, "values"),
-                                   "must be specified when `operator` is 'In' or 'NotIn'"))
-    elif op in ("Exists", "DoesNotExist"):
-        if values:
-            errs.append(E.forbidden(child(path, "values"), "may not be specified when "
-                                    "`operator` is 'Exists' or 'DoesNotExist'"))
-    elif op in ("Gt", "Lt"):
-        if len(values) != 1:
-            errs.append(E.required(child(path, "values"), "must be specified single value when "
-                                   "`operator` is 'Lt' or 'Gt'"))
-    else:
-        errs.append(E.invalid(child(path, "operator"), op, "not a valid selector operator"))
-    errs += qualified_name(s(req.get("key")), child(path, "key"))
-    for i, v in enumerate(values):
-        if isinstance(v, str):
-            errs += [E.invalid(index(child(path, "values"), i), v, m) for m in F.is_label_value(v)]
-    return errs
-
-
 def _node_field_requirement(req: dict, path: str) -> Errs:
     errs: Errs = []
     op, values = s(req.get("operator")), lst(req.get("values"))
@@ -105,8 +82,8 @@ def validate_node_selector(sel: dict, path: str) -> Errs:
     for i, term in enumerate(terms):
         term = d(term)
         for j, req in enumerate(lst(term.get("matchExpressions"))):
-            errs += _node_selector_requirement(d(req), index(child(index(tp, i),
-                                                                   "matchExpressions"), j))
+            errs += selector_requirement(d(req), index(child(index(tp, i), "matchExpressions"), j),
+                                         gt_lt=True)
         for j, req in enumerate(lst(term.get("matchFields"))):
             errs += _node_field_requirement(d(req), index(child(index(tp, i), "matchFields"), j))
     return errs
@@ -168,8 +145,7 @@ def validate_pv_spec(spec: dict, name: str, path: str = "spec") -> Errs:
     if sc:
         errs += _class_name(sc, child(path, "storageClassName"))
     vm = spec.get("volumeMode")
-    if vm is not None and vm not in VOLUME_MODES:
-        errs.append(E.unsupported(child(path, "volumeMode"), vm, VOLUME_MODES))
+    errs += optional_one_of(vm, VOLUME_MODES, child(path, "volumeMode"))
     vac = spec.get("volumeAttributesClassName")
     if vac is not None:
         if not s(vac):
@@ -271,8 +247,7 @@ def validate_pvc_spec(spec: dict, path: str = "spec") -> Errs:
     if isinstance(sc, str) and sc:
         errs += _class_name(sc, child(path, "storageClassName"))
     vm = spec.get("volumeMode")
-    if vm is not None and vm not in VOLUME_MODES:
-        errs.append(E.unsupported(child(path, "volumeMode"), vm, VOLUME_MODES))
+    errs += optional_one_of(vm, VOLUME_MODES, child(path, "volumeMode"))
     ds, dsr = spec.get("dataSource"), spec.get("dataSourceRef")
     if ds is not None:
         errs += _data_source(d(ds), child(path, "dataSource"), False)

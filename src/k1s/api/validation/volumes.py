@@ -16,7 +16,7 @@ from typing import Any, Callable
 from k1s.api import errors as E
 from k1s.api.validation import formats as F
 from k1s.api.validation.common import (Errs, child, d, dns1123_label, dns1123_subdomain, index,
-                                       key, lst, num, s)
+                                       key, lst, num, optional_one_of, s)
 
 FILE_MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
 MORE_THAN_ONE = "may not specify more than 1 volume type"
@@ -78,8 +78,7 @@ def host_path(src: dict, path: str) -> Errs:
         return [E.required(child(path, "path"))]
     errs = path_no_backsteps(p, child(path, "path"))
     t = src.get("type")
-    if t is not None and t not in HOST_PATH_TYPES:
-        errs.append(E.unsupported(child(path, "type"), t, HOST_PATH_TYPES))
+    errs += optional_one_of(t, HOST_PATH_TYPES, child(path, "type"))
     return errs
 
 
@@ -162,20 +161,20 @@ def fc(src: dict, path: str) -> Errs:
     return errs
 
 
-def gce_pd(src: dict, path: str) -> Errs:
-    errs = _req(src, "pdName", path)
+def _partition(src: dict, path: str) -> Errs:
+    # Upstream accepts 0 (the whole disk) yet words the range as 1..255.
     part = num(src.get("partition"))
     if part < 0 or part > 255:
-        errs.append(E.invalid(child(path, "partition"), part, F.inclusive_range_error(1, 255)))
-    return errs
+        return [E.invalid(child(path, "partition"), part, F.inclusive_range_error(1, 255))]
+    return []
+
+
+def gce_pd(src: dict, path: str) -> Errs:
+    return _req(src, "pdName", path) + _partition(src, path)
 
 
 def aws_ebs(src: dict, path: str) -> Errs:
-    errs = _req(src, "volumeID", path)
-    part = num(src.get("partition"))
-    if part < 0 or part > 255:
-        errs.append(E.invalid(child(path, "partition"), part, F.inclusive_range_error(1, 255)))
-    return errs
+    return _req(src, "volumeID", path) + _partition(src, path)
 
 
 def glusterfs(src: dict, path: str, pv: bool = False) -> Errs:
@@ -204,16 +203,21 @@ def flocker(src: dict, path: str) -> Errs:
     return errs
 
 
-def cinder(src: dict, path: str, pv: bool = False) -> Errs:
-    errs = _req(src, "volumeID", path)
+def _optional_secret_ref(src: dict, path: str, pv: bool) -> Errs:
+    # An optional secretRef names its secret; on a PV (cluster-scoped) also its namespace.
     ref = src.get("secretRef")
-    if ref is not None:
-        ref = d(ref)
-        if not s(ref.get("name")):
-            errs.append(E.required(child(path, "secretRef", "name")))
-        if pv and not s(ref.get("namespace")):
-            errs.append(E.required(child(path, "secretRef", "namespace")))
+    if ref is None:
+        return []
+    ref, errs = d(ref), []
+    if not s(ref.get("name")):
+        errs.append(E.required(child(path, "secretRef", "name")))
+    if pv and not s(ref.get("namespace")):
+        errs.append(E.required(child(path, "secretRef", "namespace")))
     return errs
+
+
+def cinder(src: dict, path: str, pv: bool = False) -> Errs:
+    return _req(src, "volumeID", path) + _optional_secret_ref(src, path, pv)
 
 
 def flex(src: dict, path: str) -> Errs:
@@ -237,12 +241,9 @@ def azure_file(src: dict, path: str, pv: bool = False) -> Errs:
 def azure_disk(src: dict, path: str) -> Errs:
     errs = _req(src, "diskName", path) + _req(src, "diskURI", path)
     caching = src.get("cachingMode")
-    if caching is not None and caching not in ("None", "ReadOnly", "ReadWrite"):
-        errs.append(E.unsupported(child(path, "cachingMode"), caching,
-                                  ["None", "ReadOnly", "ReadWrite"]))
+    errs += optional_one_of(caching, ("None", "ReadOnly", "ReadWrite"), child(path, "cachingMode"))
     kind = src.get("kind")
-    if kind is not None and kind not in ("Dedicated", "Managed", "Shared"):
-        errs.append(E.unsupported(child(path, "kind"), kind, ["Dedicated", "Managed", "Shared"]))
+    errs += optional_one_of(kind, ("Dedicated", "Managed", "Shared"), child(path, "kind"))
     uri = s(src.get("diskURI"))
     if kind == "Managed" and not uri.startswith("/subscriptions/"):
         errs.append(E.unsupported(child(path, "diskURI"), uri, [
@@ -280,14 +281,7 @@ def storageos(src: dict, path: str, pv: bool = False) -> Errs:
         errs += dns1123_label(name, child(path, "volumeName"))
     if s(src.get("volumeNamespace")):
         errs += dns1123_label(s(src.get("volumeNamespace")), child(path, "volumeNamespace"))
-    ref = src.get("secretRef")
-    if ref is not None:
-        ref = d(ref)
-        if not s(ref.get("name")):
-            errs.append(E.required(child(path, "secretRef", "name")))
-        if pv and not s(ref.get("namespace")):
-            errs.append(E.required(child(path, "secretRef", "namespace")))
-    return errs
+    return errs + _optional_secret_ref(src, path, pv)
 
 
 def scaleio(src: dict, path: str) -> Errs:
@@ -409,18 +403,20 @@ def validate_pv_source(spec: dict, pv_name: str, path: str) -> tuple[int, Errs]:
     return count, errs
 
 
-def _secret_volume(src: dict, path: str) -> Errs:
-    errs = _req(src, "secretName", path) + _mode(src.get("defaultMode"), child(path, "defaultMode"))
+def _keyed_volume(src: dict, name_field: str, path: str) -> Errs:
+    # Secret and configMap volumes: a required name, a defaultMode, and key-to-path items.
+    errs = _req(src, name_field, path) + _mode(src.get("defaultMode"), child(path, "defaultMode"))
     for i, kp in enumerate(lst(src.get("items"))):
         errs += key_to_path(kp, index(child(path, "items"), i))
     return errs
+
+
+def _secret_volume(src: dict, path: str) -> Errs:
+    return _keyed_volume(src, "secretName", path)
 
 
 def _config_map_volume(src: dict, path: str) -> Errs:
-    errs = _req(src, "name", path) + _mode(src.get("defaultMode"), child(path, "defaultMode"))
-    for i, kp in enumerate(lst(src.get("items"))):
-        errs += key_to_path(kp, index(child(path, "items"), i))
-    return errs
+    return _keyed_volume(src, "name", path)
 
 
 _VOLUME_FIELD_PATHS = {"metadata.name", "metadata.namespace", "metadata.labels",
@@ -546,9 +542,7 @@ def _image(src: dict, path: str) -> Errs:
     if not s(src.get("reference")):
         errs.append(E.required(child(path, "reference")))
     pol = src.get("pullPolicy")
-    if pol is not None and pol not in ("Always", "IfNotPresent", "Never"):
-        errs.append(E.unsupported(child(path, "pullPolicy"), pol,
-                                  ["Always", "IfNotPresent", "Never"]))
+    errs += optional_one_of(pol, ("Always", "IfNotPresent", "Never"), child(path, "pullPolicy"))
     return errs
 
 

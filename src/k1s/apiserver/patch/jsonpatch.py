@@ -182,33 +182,47 @@ def _remove_from(con: Any, key: str, path: str, verb: str = "remove") -> Any:
     return con.pop(idx)
 
 
-def _op_add(doc: Any, op: dict) -> None:
-    path = _pointer(op, "path", "add")
-    found = _find(doc, path)
+# How each operation words a pointer that leads nowhere (v4's texts differ in quoting and noun).
+_NO_PATH_QUOTED = '{verb} operation does not apply: doc is missing path: "{path}"'
+_NO_PATH = "{verb} operation does not apply: doc is missing path: {path}"
+_NO_FROM = "{verb} operation does not apply: doc is missing from path: {path}"
+_NO_DEST = "{verb} operation does not apply: doc is missing destination path: {path}"
+_NO_TEST_PATH = "{verb} operation does not apply: is missing path: {path}"
+
+
+def _missing(template: str, verb: str, pointer: str) -> _PatchError:
+    return _PatchError(f"{template.format(verb=verb, path=pointer)}: {_MISSING}")
+
+
+def _locate(doc: Any, op: dict, name: str, verb: str, template: str) -> tuple[str, Any, str]:
+    """The op's pointer `name`, the container it ends in and its last token."""
+    pointer = _pointer(op, name, verb)
+    found = _find(doc, pointer)
     if found is None:
-        raise _PatchError(f'add operation does not apply: doc is missing path: "{path}": '
-                          f"{_MISSING}")
-    con, key = found
+        raise _missing(template, verb, pointer)
+    return (pointer, *found)
+
+
+def _value_at(con: Any, key: str, where: str, pointer: str) -> tuple[bool, Any]:
+    """`_get`, its failure prefixed with the operation and pointer (`error in copy for from`)."""
+    try:
+        return _get(con, key)
+    except _PatchError as e:
+        raise _PatchError(f"error in {where}: '{pointer}': {e}") from None
+
+
+def _op_add(doc: Any, op: dict) -> None:
+    path, con, key = _locate(doc, op, "path", "add", _NO_PATH_QUOTED)
     _add_to(con, key, copy_json(op.get("value")), path)
 
 
 def _op_remove(doc: Any, op: dict) -> None:
-    path = _pointer(op, "path", "remove")
-    found = _find(doc, path)
-    if found is None:
-        raise _PatchError(f'remove operation does not apply: doc is missing path: "{path}": '
-                          f"{_MISSING}")
-    con, key = found
+    path, con, key = _locate(doc, op, "path", "remove", _NO_PATH_QUOTED)
     _remove_from(con, key, path)
 
 
 def _op_replace(doc: Any, op: dict) -> None:
-    path = _pointer(op, "path", "replace")
-    found = _find(doc, path)
-    if found is None:
-        raise _PatchError(f"replace operation does not apply: doc is missing path: {path}: "
-                          f"{_MISSING}")
-    con, key = found
+    path, con, key = _locate(doc, op, "path", "replace", _NO_PATH)
     value = copy_json(op.get("value"))
     if isinstance(con, dict):
         con[key] = value
@@ -222,55 +236,24 @@ def _op_replace(doc: Any, op: dict) -> None:
 
 
 def _op_move(doc: Any, op: dict) -> None:
-    src = _pointer(op, "from", "move")
-    found = _find(doc, src)
-    if found is None:
-        raise _PatchError(f"move operation does not apply: doc is missing from path: {src}: "
-                          f"{_MISSING}")
-    con, key = found
+    _, con, key = _locate(doc, op, "from", "move", _NO_FROM)
     value = _remove_from(con, key, key, "move")
-    path = _pointer(op, "path", "move")
-    found = _find(doc, path)
-    if found is None:
-        raise _PatchError(f"move operation does not apply: doc is missing destination path: "
-                          f"{path}: {_MISSING}")
-    con, key = found
+    path, con, key = _locate(doc, op, "path", "move", _NO_DEST)
     _add_to(con, key, value, path)
 
 
 def _op_copy(doc: Any, op: dict) -> None:
-    src = _pointer(op, "from", "copy")
-    found = _find(doc, src)
-    if found is None:
-        raise _PatchError(f"copy operation does not apply: doc is missing from path: {src}: "
-                          f"{_MISSING}")
-    con, key = found
-    try:
-        present, value = _get(con, key)
-    except _PatchError as e:
-        raise _PatchError(f"error in copy for from: '{src}': {e}") from None
+    src, con, key = _locate(doc, op, "from", "copy", _NO_FROM)
+    present, value = _value_at(con, key, "copy for from", src)
     if not present:
-        raise _PatchError(f"copy operation does not apply: doc is missing from path: {src}: "
-                          f"{_MISSING}")
-    path = _pointer(op, "path", "copy")
-    found = _find(doc, path)
-    if found is None:
-        raise _PatchError(f"copy operation does not apply: doc is missing destination path: "
-                          f"{path}: {_MISSING}")
-    con, key = found
+        raise _missing(_NO_FROM, "copy", src)
+    path, con, key = _locate(doc, op, "path", "copy", _NO_DEST)
     _add_to(con, key, copy_json(value), path)
 
 
 def _op_test(doc: Any, op: dict) -> None:
-    path = _pointer(op, "path", "test")
-    found = _find(doc, path)
-    if found is None:
-        raise _PatchError(f"test operation does not apply: is missing path: {path}: {_MISSING}")
-    con, key = found
-    try:
-        _, value = _get(con, key)
-    except _PatchError as e:
-        raise _PatchError(f"error in test for path: '{path}': {e}") from None
+    path, con, key = _locate(doc, op, "path", "test", _NO_TEST_PATH)
+    _, value = _value_at(con, key, "test for path", path)
     if value is None:
         # v4 treats a missing key and an explicit null alike
         if "value" in op and op["value"] is None:
