@@ -21,7 +21,38 @@ def _garbage_collector(ctx) -> Any:
     return GarbageCollector(ctx)
 
 
+def _pvc_protection(ctx) -> Any:
+    from .pvc_protection.controller import PVCProtectionController
+    return PVCProtectionController(ctx)
+
+
+def _pv_protection(ctx) -> Any:
+    from .pv_protection.controller import PVProtectionController
+    return PVProtectionController(ctx)
+
+
+def _node_registrar(ctx) -> Any:
+    from k1s.node.registration import NodeRegistrar
+    return NodeRegistrar(ctx)
+
+
+def _local_provisioner(ctx) -> Any:
+    from .local_provisioner.controller import LocalProvisioner
+    return LocalProvisioner(ctx)
+
+
+def _volume_expansion(ctx) -> Any:
+    from .volume_expansion.controller import VolumeExpansionController
+    return VolumeExpansionController(ctx)
+
+
 CONTROLLERS: dict[str, Callable[[Any], Any]] = {
     "namespace": _namespace,
     "garbage-collector": _garbage_collector,
+    "pvc-protection": _pvc_protection,
+    "pv-protection": _pv_protection,
+    "node-registrar": _node_registrar,
+    "local-provisioner": _local_provisioner,
+    "volume-expansion": _volume_expansion,
+    "persistentvolume-binder": lambda ctx: __import__("k1s.controllers.pv_binder.controller", fromlist=["_"]).PersistentVolumeBinder(ctx),
 }
