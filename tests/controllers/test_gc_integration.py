@@ -10,8 +10,8 @@ import pytest
 from k1s.api import registry
 from k1s.client.errors import ApiError
 from k1s.client.rest import APIClient
-from k1s.controllers.context import ControllerContext
 from k1s.controllers.garbage_collector.controller import GarbageCollector
+from ctrl_util import eventually, running_controllers
 
 CM = registry.core("configmaps")
 POD = registry.core("pods")
@@ -22,29 +22,10 @@ HOLD = "example.com/hold"
 
 @pytest.fixture
 async def client(api_server):
-    c = APIClient(api_server.url)
-    ctx = ControllerContext.create(c, "k1s-test")
-    gc = GarbageCollector(ctx)
-    task = asyncio.create_task(gc.run())
-    try:
+    async with running_controllers(api_server.url, GarbageCollector) as c:
         yield c
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await ctx.close()
-        await c.close()
 
 
-async def eventually(check, timeout: float = 10.0):
-    """Poll an async predicate until it returns a truthy value."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s: {check.__name__}")
-        await asyncio.sleep(0.05)
 
 
 async def exists(c: APIClient, r, name: str, ns: str = "default") -> dict | None:

@@ -13,12 +13,12 @@ import os
 import pytest
 
 from k1s.api import registry
-from k1s.client.errors import ApiError
 from k1s.client.rest import APIClient
 from k1s.controllers.context import ControllerContext
 from k1s.controllers.local_provisioner import planner as p
 from k1s.controllers.local_provisioner.controller import LocalProvisioner
 from k1s.node.volumes import images, paths
+from ctrl_util import eventually, get_or_none
 
 PVC = registry.core("persistentvolumeclaims")
 PV = registry.core("persistentvolumes")
@@ -62,15 +62,6 @@ async def env(api_server, tmp_path):
         await stop(c, ctx, task, str(tmp_path / "data"))
 
 
-async def eventually(check, timeout: float = 10.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s")
-        await asyncio.sleep(0.05)
 
 
 async def make_class(c, name="fast", **kw):
@@ -92,13 +83,6 @@ async def make_claim(c, name, size="8Mi", cls="fast", ns="default", selected=Non
                  "resources": {"requests": {"storage": size}}}}, ns)
 
 
-async def get_or_none(c, r, name, ns=None):
-    try:
-        return await c.get(r, name, ns)
-    except ApiError as e:
-        if e.is_not_found():
-            return None
-        raise
 
 
 async def reasons(c, name, ns="default") -> dict[str, str]:

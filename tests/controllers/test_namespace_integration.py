@@ -10,8 +10,8 @@ import pytest
 from k1s.api import registry
 from k1s.client.errors import ApiError
 from k1s.client.rest import APIClient
-from k1s.controllers.context import ControllerContext
 from k1s.controllers.namespace.controller import NamespaceController
+from ctrl_util import eventually, get_or_none, running_controllers
 
 NS = registry.core("namespaces")
 CM = registry.core("configmaps")
@@ -24,36 +24,12 @@ HOLD = "example.com/hold"
 
 @pytest.fixture
 async def client(api_server):
-    c = APIClient(api_server.url)
-    ctx = ControllerContext.create(c, "k1s-test")
-    task = asyncio.create_task(NamespaceController(ctx).run())
-    try:
+    async with running_controllers(api_server.url, NamespaceController) as c:
         yield c
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await ctx.close()
-        await c.close()
 
 
-async def eventually(check, timeout: float = 10.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s: {check.__name__}")
-        await asyncio.sleep(0.05)
 
 
-async def get_or_none(c: APIClient, r, name: str, ns: str | None = None) -> dict | None:
-    try:
-        return await c.get(r, name, ns)
-    except ApiError as e:
-        if e.is_not_found():
-            return None
-        raise
 
 
 async def fill(c: APIClient, ns: str) -> None:

@@ -5,17 +5,17 @@ retroactive default class and the provisioner handshake."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 
 import pytest
 import yaml
 
 from k1s.client.errors import ApiError
-from k1s.client.rest import APIClient
-from k1s.controllers.context import ControllerContext
 from k1s.controllers.pv_binder.controller import PV, PVC, SC, PersistentVolumeBinder
 from k1s.controllers.pv_binder import planner as P
 from k1s.api import registry
+from ctrl_util import eventually, running_controllers
 
 SEED = "/work/shared/scenarios/seed"
 EVENTS = registry.core("events")
@@ -23,28 +23,11 @@ EVENTS = registry.core("events")
 
 @pytest.fixture
 async def client(api_server):
-    c = APIClient(api_server.url)
-    ctx = ControllerContext.create(c, "k1s-test")
-    binder = PersistentVolumeBinder(ctx, resync_period=1.0)
-    task = asyncio.create_task(binder.run())
-    try:
+    binder = functools.partial(PersistentVolumeBinder, resync_period=1.0)
+    async with running_controllers(api_server.url, binder) as c:
         yield c
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await ctx.close()
-        await c.close()
 
 
-async def eventually(check, timeout: float = 10.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s: {check.__name__}")
-        await asyncio.sleep(0.05)
 
 
 def volume(name, cap, modes=("ReadWriteOnce",), cls=None, labels=None, claim_ref=None):

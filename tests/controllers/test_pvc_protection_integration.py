@@ -9,13 +9,13 @@ import asyncio
 import pytest
 
 from k1s.api import registry
-from k1s.client.errors import ApiError
 from k1s.client.rest import APIClient
 from k1s.controllers.context import ControllerContext
 from k1s.controllers.pv_protection.controller import PVProtectionController
 from k1s.controllers.pv_protection.planner import FINALIZER as PV_FINALIZER
 from k1s.controllers.pvc_protection.controller import PVCProtectionController
 from k1s.controllers.pvc_protection.planner import FINALIZER as PVC_FINALIZER
+from ctrl_util import eventually, get_or_none, running_controllers
 
 PVC = registry.core("persistentvolumeclaims")
 PV = registry.core("persistentvolumes")
@@ -26,38 +26,13 @@ SETTLE = 0.5        # how long a claim must stay put to count as held
 
 @pytest.fixture
 async def client(api_server):
-    c = APIClient(api_server.url)
-    ctx = ControllerContext.create(c, "k1s-test")
-    tasks = [asyncio.create_task(PVCProtectionController(ctx).run()),
-             asyncio.create_task(PVProtectionController(ctx).run())]
-    try:
+    async with running_controllers(api_server.url, PVCProtectionController,
+                                   PVProtectionController) as c:
         yield c
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await ctx.close()
-        await c.close()
 
 
-async def eventually(check, timeout: float = 10.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s: {check.__name__}")
-        await asyncio.sleep(0.05)
 
 
-async def get_or_none(c: APIClient, r, name: str, ns: str | None = None) -> dict | None:
-    try:
-        return await c.get(r, name, ns)
-    except ApiError as e:
-        if e.is_not_found():
-            return None
-        raise
 
 
 async def make_claim(c: APIClient, name: str) -> dict:
