@@ -255,6 +255,15 @@ class Handlers:
     def _view_raw(r: Resource, view: Resource, e: Entry) -> bytes:
         return orjson.dumps(eventconv.to_view(view, e.obj)) if view is not r else e.raw
 
+    def _decode_to_storage(self, r: Resource, sr: Resource, obj: Any, opts: WriteOptions
+                           ) -> dict:
+        """Decode a written object in the schema of the resource it was sent to, then as the
+        stored resource (they differ only for events.k8s.io Events)."""
+        if r is not sr:
+            self.objects.decode_body(r, obj, opts)
+            obj = eventconv.from_view(r, obj)
+        return self.objects.decode_body(sr, obj, opts)
+
     @staticmethod
     def _storage(r: Resource) -> Resource:
         return registry.storage_resource(r)
@@ -347,11 +356,7 @@ class Handlers:
     async def create(self, request: web.Request, r: Resource, ns: str | None) -> web.Response:
         sr = self._storage(r)
         opts = self._write_options(request)
-        body = await self._read_body(request)
-        if r is not sr:
-            self.objects.decode_body(r, body, opts)
-            body = eventconv.from_view(r, body)
-        obj = self.objects.decode_body(sr, body, opts)
+        obj = self._decode_to_storage(r, sr, await self._read_body(request), opts)
         e = await self.objects.create(sr, ns, obj, opts)
         return json_response(self._view_raw(sr, r, e), 201, warnings=opts.warnings)
 
@@ -359,11 +364,7 @@ class Handlers:
                      sub: str | None) -> web.Response:
         sr = self._storage(r)
         opts = self._write_options(request)
-        body = await self._read_body(request)
-        if r is not sr:
-            self.objects.decode_body(r, body, opts)
-            body = eventconv.from_view(r, body)
-        obj = self.objects.decode_body(sr, body, opts)
+        obj = self._decode_to_storage(r, sr, await self._read_body(request), opts)
 
         async def create_missing():
             if sub is not None:
@@ -422,10 +423,7 @@ class Handlers:
                                                  sub)
             else:
                 new = patchmod.apply_patch(ptype, view, body, schema_name)
-            if r is not sr:
-                self.objects.decode_body(r, new, opts)
-                new = eventconv.from_view(r, new)
-            return self.objects.decode_body(sr, new, opts, verb="patch")
+            return self._decode_to_storage(r, sr, new, opts)
 
         async def create_missing():
             if ptype != "apply" or sub is not None:
@@ -435,9 +433,7 @@ class Handlers:
                                   "fieldManager query parameter")
             obj = patchmod.server_side_apply(None, body, schema_name, manager, opts.force, None)
             obj.setdefault("metadata", {})["name"] = name
-            if r is not sr:
-                obj = eventconv.from_view(r, self.objects.decode_body(r, obj, opts))
-            obj = self.objects.decode_body(sr, obj, opts)
+            obj = self._decode_to_storage(r, sr, obj, opts)
             return await self.objects.create(sr, ns, obj, opts)
 
         e, created = await self.objects.update(sr, ns, name, mutate, opts, subresource=sub,

@@ -232,8 +232,7 @@ class ObjectStore:
             rev = rev or res.revision
 
     # ----------------------------------------------------------------------------- decoding
-    def decode_body(self, r: Resource, obj: Any, opts: WriteOptions, *,
-                    verb: str = "create") -> dict:
+    def decode_body(self, r: Resource, obj: Any, opts: WriteOptions) -> dict:
         """Check what Go's decoder checks: an object, of this kind, with values of the right
         types; unknown fields are dropped (Strict refuses them, Warn reports them)."""
         if not isinstance(obj, dict):
