@@ -203,9 +203,9 @@ def gone(message: str) -> StatusError:
 
 def unsupported_media_type(content_type: str) -> StatusError:
     return StatusError(415, "UnsupportedMediaType",
-                       f'the body of the request was in an unknown format - accepted media types '
-                       f'include: application/json-patch+json, application/merge-patch+json, '
-                       f'application/apply-patch+yaml, application/strategic-merge-patch+json'
+                       'the body of the request was in an unknown format - accepted media types '
+                       'include: application/json-patch+json, application/merge-patch+json, '
+                       'application/apply-patch+yaml, application/strategic-merge-patch+json'
                        if content_type else "missing content type")
 
 

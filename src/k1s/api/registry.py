@@ -9,7 +9,7 @@ an etcd backend shared with upstream tooling reads the same keys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..api.errors import StatusError, forbidden_error, invalid_error, invalid, not_found_error
+from ..api.errors import forbidden_error, invalid_error, invalid, not_found_error
 from ..api.registry import Resource
 
 if TYPE_CHECKING:
@@ -95,13 +95,11 @@ class ServiceIPs(Plugin):
         used = self._used()
         if requested:
             if requested in used:
-                raise ValueError(f"provided IP is already allocated")
-            try:
-                if ipaddress.ip_address(requested) not in self.net:
-                    raise ValueError(f"provided IP is not in the valid range. The range of valid "
-                                     f"IPs is {self.net}")
-            except ValueError as e:
-                raise ValueError(str(e))
+                raise ValueError("provided IP is already allocated")
+            # ip_address raises ValueError itself for text that is not an address
+            if ipaddress.ip_address(requested) not in self.net:
+                raise ValueError(f"provided IP is not in the valid range. The range of valid "
+                                 f"IPs is {self.net}")
             return requested
         size = self.net.num_addresses - 2
         for i in range(size):

@@ -637,9 +637,9 @@ def parse_body(raw: bytes, ctype: str, allow_yaml: bool = True) -> Any:
             raise bad_request(f"error converting YAML to JSON: {e}")
     if ctype not in ("application/json", "", "*/*", "text/plain") and "json" not in ctype:
         raise StatusError(415, "UnsupportedMediaType",
-                          f'the body of the request was in an unknown format - accepted media '
-                          f'types include: application/json, application/yaml, '
-                          f'application/vnd.kubernetes.protobuf, application/cbor')
+                          'the body of the request was in an unknown format - accepted media '
+                          'types include: application/json, application/yaml, '
+                          'application/vnd.kubernetes.protobuf, application/cbor')
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as e:

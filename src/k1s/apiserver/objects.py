@@ -27,8 +27,8 @@ from typing import Any, Callable
 import orjson
 
 from ..api import registry, schema
-from ..api.errors import (FieldError, StatusError, already_exists, bad_request, conflict,
-                          forbidden, internal, invalid_error, not_found_error)
+from ..api.errors import (StatusError, already_exists, bad_request, conflict, forbidden,
+                          invalid_error, not_found_error)
 from ..api.registry import Resource
 from ..store.interface import (Compacted, FutureRevision, KeyExists, KeyNotFound,
                                RevisionConflict, Store)
@@ -133,7 +133,6 @@ class ObjectStore:
 
     # ------------------------------------------------------------------------------- lists
     async def list(self, r: Resource, namespace: str | None, opts: ListOptions) -> ListResult:
-        from ..api import fields as fieldsel
         if opts.continue_token:
             rev, start = decode_continue(opts.continue_token)
             return await self._list_from_store(r, namespace, opts, rev, start)

@@ -216,7 +216,6 @@ async def serve(request: web.Request, spec: WatchSpec, objects) -> web.StreamRes
 async def _pump_store(resp: web.StreamResponse, w, spec: WatchSpec, prefix: str,
                       deadline: float, objects) -> None:
     """A watch from a revision older than the cache's ring: follow the store's history."""
-    prev_by_key: dict[str, Entry] = {}
     it = w.__aiter__()
     while True:
         left = deadline - time.monotonic()
