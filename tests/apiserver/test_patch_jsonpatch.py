@@ -82,9 +82,9 @@ def test_failures_are_422_invalid(ops, message):
     assert (err.code, err.reason) == (422, "Invalid")
     assert err.message == "the server rejected our request due to an error in our request"
     # upstream: NewGenericServerResponse(422, ..., isUnexpectedResponse=false) attaches no
-    # causes, so the json-patch error text (`message`) never reaches the client
+    # causes, so the json-patch error text never reaches the client; it is kept as the cause
     assert err.details == {}
-    assert message
+    assert str(err.__cause__) == message
 
 
 def test_failure_leaves_the_document_alone():

@@ -63,7 +63,8 @@ def json_patch(original: dict, ops: Any) -> dict:
         for op in ops:
             doc = _apply_op(doc, op)
     except _PatchError as e:
-        raise patch_failed(str(e)) from None
+        # the client gets upstream's generic 422; the specific reason stays the cause (logs)
+        raise patch_failed(str(e)) from e
     return doc
 
 
