@@ -211,13 +211,22 @@ async def test_retroactive_default_class_then_external_provisioning(client):
     assert got["spec"]["volumeName"] == f"pvc-{o['metadata']['uid']}"
 
 
-async def test_wait_for_first_consumer_then_selected_node_and_provisioner(client):
+async def test_wait_for_first_consumer_then_selected_node_and_provisioner(api_server):
+    # the scheduler (not the binder) picks the node and writes selected-node, as upstream
+    from k1s.scheduler.scheduler import Scheduler
+    binder = functools.partial(PersistentVolumeBinder, resync_period=1.0)
+    async with running_controllers(api_server.url, Scheduler, binder) as client:
+        await _wffc_selected_node_then_provisioner(client)
+
+
+async def _wffc_selected_node_then_provisioner(client):
     await client.create(SC, {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
                              "metadata": {"name": "local"}, "provisioner": "example.com/local",
                              "volumeBindingMode": "WaitForFirstConsumer"})
     await client.create(registry.core("nodes"), {
         "apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
-        "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+        "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                   "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"}}})
     await client.create(PVC, claim("c", "1Gi", cls="local"), "default")
 
     async def waiting():
@@ -239,3 +248,5 @@ async def test_wait_for_first_consumer_then_selected_node_and_provisioner(client
     ann = await eventually(handed_over)
     assert ann[P.ANN_SELECTED_NODE] == "n1"
     assert ann[P.ANN_STORAGE_PROVISIONER] == "example.com/local"
+    # no external provisioner answers here: the pod stays unbound, waiting for its volume
+    assert not (await client.get(registry.core("pods"), "p", "default"))["spec"].get("nodeName")

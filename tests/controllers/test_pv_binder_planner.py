@@ -7,7 +7,7 @@ import pytest
 
 from k1s.controllers.pv_binder import planner as P
 from k1s.controllers.pv_binder.explain import MatchCounts
-from k1s.controllers.pv_binder.selected_node import choose_node, unscheduled_users
+from k1s.controllers.pv_binder.selected_node import unscheduled_users
 
 
 def pv(name="pv1", cap="10Gi", modes=("ReadWriteOnce",), cls=None, phase="Available",
@@ -331,37 +331,17 @@ def test_default_class_newest_wins():
     assert P.newest_default_class(scs[2:]) is None
 
 
-# -- the selected-node stand-in ----------------------------------------------------------------------
+# -- pods waiting on a claim (the scheduler chooses the node) ------------------------------------
 def _pod(name, claim, node=None, phase="Pending", sched=None):
     return {"metadata": {"name": name}, "spec": {
         "nodeName": node, "schedulerName": sched, "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": claim}}]},
         "status": {"phase": phase}}
 
 
-def _node(name, ready=True, unschedulable=False):
-    return {"metadata": {"name": name}, "spec": {"unschedulable": unschedulable},
-            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
-
-
-@pytest.mark.parametrize("pods,nodes,want", [
-    ([], [_node("n1")], None),                                     # no consumer
-    ([_pod("p", "c1")], [_node("n1")], "n1"),                      # one ready node
-    ([_pod("p", "c1")], [_node("n1"), _node("n2")], None),         # several: wait for scheduler
-    ([_pod("p", "c1", node="n2")], [_node("n1"), _node("n2")], "n2"),  # pod's node wins
-    ([_pod("p", "c1", phase="Succeeded")], [_node("n1")], None),   # terminal pod
-    ([_pod("p", "other")], [_node("n1")], None),                   # uses another claim
-    ([_pod("p", "c1")], [_node("n1", ready=False)], None),
-    ([_pod("p", "c1")], [_node("n1", unschedulable=True), _node("n2")], "n2"),
-    ([_pod("p", "c1", sched="other")], [_node("n1")], None),       # another scheduler's pod
-    ([_pod("p", "c1", sched="default-scheduler")], [_node("n1")], "n1"),
-])
-def test_choose_node(pods, nodes, want):
-    assert choose_node("c1", pods, nodes) == want
-
-
 def test_unscheduled_users():
-    assert unscheduled_users("c1", [_pod("b", "c1"), _pod("a", "c1"), _pod("x", "c1", "n")]) == [
-        "a", "b"]
+    assert unscheduled_users("c1", [_pod("b", "c1"), _pod("a", "c1"), _pod("x", "c1", "n"),
+                                    _pod("done", "c1", phase="Succeeded"),
+                                    _pod("o", "other")]) == ["a", "b"]
 
 
 def test_writers_never_mutate_their_inputs():

@@ -31,7 +31,7 @@ from k1s.client.workqueue import WorkQueue, run_workers
 
 from . import planner as P
 from .index import VolumeIndex
-from .selected_node import choose_node, claims_of_pod, unscheduled_users
+from .selected_node import claims_of_pod, unscheduled_users
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +119,8 @@ class BinderLogic:
                 inp.counts = self.index.counts(claim, node)
                 if delay and not selected:
                     pods = self.api.pods(P.meta(claim).get("namespace") or "default")
-                    cname = P.meta(claim).get("name")
-                    inp.chosen_node = choose_node(cname, pods, self.api.nodes())
-                    inp.waiting_pods = tuple(unscheduled_users(cname, pods))
+                    # the scheduler picks the node and writes selected-node (its PreBind)
+                    inp.waiting_pods = tuple(unscheduled_users(P.meta(claim).get("name"), pods))
                 else:
                     self._wait(bucket, key, claim)
         actions = P.plan_claim(inp)
