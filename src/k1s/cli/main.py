@@ -1,10 +1,16 @@
 """The `k1s` command.
 
     k1s up [--data-dir DIR] [--port PORT] [--host ADDR] [--kubeconfig FILE] [--no-controllers]
+           [--simulated-nodes N [--simulated-pod-delay S] [--simulated-delete-cap S]
+            [--simulated-allocatable cpu=32,memory=256Gi,pods=110]]
+    k1s simulate-nodes N (--kubeconfig FILE | --server URL) [--prefix P] [--first-index I] ...
 
 `up` runs the store, the API server and the controllers in one process in the foreground;
 Ctrl-C or SIGTERM stops it cleanly (every acknowledged write is on disk). Imports are kept
-lazy: the command must answer kubectl within a second of starting.
+lazy: the command must answer kubectl within a second of starting. With `--simulated-nodes N`
+it registers N simulated nodes (k1s.node.simulated) instead of this machine's node: pods must
+not land on a node that runs nothing. `simulate-nodes` runs simulated nodes alone against an
+existing API server.
 """
 
 from __future__ import annotations
@@ -38,9 +44,74 @@ def build_parser() -> argparse.ArgumentParser:
                     help="serve the API only (no controllers)")
     up.add_argument("--no-default-storage-class", action="store_true",
                     help="do not create the default StorageClass \"standard\"")
+    _simulation_flags(up, "simulated-")
     up.add_argument("-v", "--verbose", action="store_true")
+    sim = sub.add_parser("simulate-nodes", help="run simulated nodes against an existing API "
+                         "server (pods go Running without running anything)")
+    sim.add_argument("count", type=_non_negative_int, metavar="N", help="how many nodes")
+    where = sim.add_mutually_exclusive_group(required=True)
+    where.add_argument("--kubeconfig", help="kubeconfig of the cluster (its current context)")
+    where.add_argument("--server", help="API server URL (no authentication)")
+    sim.add_argument("--prefix", default="k1s-sim-",
+                     help="node name prefix (default: %(default)s)")
+    sim.add_argument("--first-index", type=_non_negative_int, default=0,
+                     help="number of the first node, for several simulators on one cluster "
+                     "(default: %(default)s)")
+    _simulation_flags(sim, "")
+    sim.add_argument("-v", "--verbose", action="store_true")
     sub.add_parser("version", help="print the k1s version")
     return p
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: expected an integer")
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"invalid count {n}: must be 0 or more")
+    return n
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: expected seconds")
+    if v < 0 or v != v:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: must be 0 or more")
+    return v
+
+
+def _allocatable(text: str) -> dict[str, str]:
+    """cpu=32,memory=256Gi,pods=110 -> {name: quantity}, each checked as a Quantity."""
+    from ..api import quantity
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip() or not quantity.is_valid(value.strip()):
+            raise argparse.ArgumentTypeError(
+                f"invalid allocatable {part!r}: expected NAME=QUANTITY, e.g. memory=256Gi")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _simulation_flags(p: argparse.ArgumentParser, prefix: str) -> None:
+    from_up = bool(prefix)
+    if from_up:
+        p.add_argument("--simulated-nodes", type=_non_negative_int, default=0, metavar="N",
+                       help="register N simulated nodes k1s-sim-0... whose pods go Running "
+                       "without running anything (kwok-like), instead of this machine's node")
+    p.add_argument(f"--{prefix}pod-delay", type=_seconds, default=0.1, metavar="SECONDS",
+                   help="time a simulated pod spends in ContainerCreating (default: "
+                   "%(default)s; 0 allowed)")
+    p.add_argument(f"--{prefix}delete-cap", type=_seconds, default=1.0, metavar="SECONDS",
+                   help="longest a simulated node waits out a pod's deletion grace period "
+                   "before finishing the delete (default: %(default)s)")
+    p.add_argument(f"--{prefix}allocatable", type=_allocatable, default={},
+                   metavar="cpu=32,memory=256Gi,pods=110",
+                   help="capacity and allocatable of each simulated node (default: like a "
+                   "kwok node, cpu=32,memory=256Gi,pods=110)")
 
 
 async def _up(args: argparse.Namespace) -> int:
@@ -75,8 +146,23 @@ async def _up(args: argparse.Namespace) -> int:
     tasks: list[asyncio.Task] = []
     ctx = None
     if not args.no_controllers:
+        from ..controllers import CONTROLLERS
         from ..controllers.manager import start_all
-        ctx, tasks = await start_all(server.url)
+        only = None
+        if args.simulated_nodes:
+            # pods must not land on a node that runs nothing: this machine is not registered
+            only = [n for n in CONTROLLERS if n not in ("node-registrar", "local-provisioner")]
+        ctx, tasks = await start_all(server.url, only)
+        if args.simulated_nodes:
+            from ..node.simulated import SimulatedNodes
+            sim = SimulatedNodes(ctx.ctx, args.simulated_nodes,
+                                 allocatable=args.simulated_allocatable,
+                                 pod_delay=args.simulated_pod_delay,
+                                 delete_cap=args.simulated_delete_cap)
+            tasks.append(asyncio.create_task(sim.run(), name="simulated-nodes"))
+    elif args.simulated_nodes:
+        print("k1s: --simulated-nodes needs the controllers (drop --no-controllers)",
+              file=sys.stderr)
     try:
         await stop.wait()
     finally:
@@ -87,6 +173,45 @@ async def _up(args: argparse.Namespace) -> int:
             await ctx.close()
         await server.stop()
     print("k1s stopped", flush=True)
+    return 0
+
+
+async def _simulate(args: argparse.Namespace) -> int:
+    from ..client.rest import APIClient
+    from ..controllers.context import ControllerContext
+    from ..node.simulated import SimulatedNodes
+
+    if args.kubeconfig:
+        try:
+            client = APIClient.from_kubeconfig(args.kubeconfig, user_agent="k1s-simulated-nodes")
+        except (OSError, KeyError, ValueError) as e:
+            print(f"k1s: cannot use kubeconfig {args.kubeconfig}: {e}", file=sys.stderr)
+            return 1
+    else:
+        client = APIClient(args.server.rstrip("/"), user_agent="k1s-simulated-nodes")
+    ctx = ControllerContext.create(client, "kubelet")
+    sim = SimulatedNodes(ctx, args.count, prefix=args.prefix, first_index=args.first_index,
+                         allocatable=args.allocatable, pod_delay=args.pod_delay,
+                         delete_cap=args.delete_cap)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(sim.run())
+    print(f"k1s: simulating {args.count} node(s) {sim.names[0] if sim.names else ''}"
+          f"{'...' if len(sim.names) > 1 else ''}", flush=True)
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (task, waiter):
+            t.cancel()
+        await asyncio.gather(task, waiter, return_exceptions=True)
+        await ctx.close()
+        await client.close()
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        print(f"k1s: simulated nodes failed: {task.exception()}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -106,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     if args.command == "up":
         return asyncio.run(_up(args))
+    if args.command == "simulate-nodes":
+        return asyncio.run(_simulate(args))
     return 2
 
 
