@@ -9,10 +9,11 @@ Shaped like upstream's legacy recorder (k8s.io/client-go/tools/record):
   existing one gets `count` and `lastTimestamp` bumped (upstream's EventCorrelator keeps an LRU
   of 4096 recent keys; so do we);
 * `event()` never blocks or raises: events go to an in-memory queue (bounded like upstream's
-  1000-event broadcaster buffer; overflow is dropped with a log line) drained by one background
-  task that writes them in order. Repeats still waiting in the queue are folded together
-  before they are written, so a hot loop emitting the same event 100 times costs a few writes,
-  not 100, and the stored count is still exact.
+  1000-event broadcaster buffer; overflow is dropped, and the drops are logged once per burst)
+  drained by a background task that keeps up to WRITERS writes in flight, oldest first, never
+  two for the same key at once. Repeats still waiting in the queue are folded together before
+  they are written, so a hot loop emitting the same event 100 times costs a few writes, not
+  100, and the stored count is still exact.
 
 Writes are best-effort: an API error is logged and the event dropped (as upstream does after
 its retries); a 404 on the count patch (the Event expired or was deleted) creates a new one.
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 EVENTS = registry.core("events")
 MAX_QUEUED = 1000        # upstream maxQueuedEvents
 LRU_SIZE = 4096          # upstream maxLruCacheEntries
+WRITERS = 8              # event writes in flight at once: one at a time cannot keep up with a
+                         # controller creating a thousand pods, and the queue would overflow
+DROP_LOG_PERIOD = 10.0   # seconds between two "dropped" log lines
 NORMAL, WARNING = "Normal", "Warning"
 
 
@@ -92,6 +96,9 @@ class EventRecorder:
         self._idle: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._last_ns = 0
+        self._inflight: set[tuple] = set()
+        self._dropped = 0
+        self._drop_logged = 0.0
 
     # -- the caller's side: never blocks -----------------------------------------------------------
 
@@ -120,8 +127,14 @@ class EventRecorder:
             pending.last = now
             return
         if len(self._pending) >= MAX_QUEUED:
-            log.warning("event queue full; dropping %s event %s on %s", type_, reason,
-                        ref.get("name"))
+            self._dropped += 1
+            mono = time.monotonic()
+            if mono - self._drop_logged >= DROP_LOG_PERIOD:
+                log.warning("event queue of %s full (%d queued): dropped %d event(s), the latest "
+                            "%s %s on %s", self.component, MAX_QUEUED, self._dropped, type_,
+                            reason, ref.get("name"))
+                self._drop_logged = mono
+                self._dropped = 0
             return
         self._pending[key] = _Pending(ref, type_, reason, message, 1, now, now)
         if self._task is None or self._task.done():
@@ -134,20 +147,57 @@ class EventRecorder:
     # -- the writer task ------------------------------------------------------------------------
 
     async def _drain(self) -> None:
-        while True:
-            if not self._pending:
-                self._idle.set()
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            key, item = self._pending.popitem(last=False)
-            try:
-                await self._write(key, item)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                log.warning("could not write event %s on %s/%s: %s", item.reason,
-                            item.ref.get("namespace"), item.ref.get("name"), e)
+        writers: set[asyncio.Task] = set()
+        done_one = asyncio.Event()
+        try:
+            while True:
+                key = self._next_key() if len(writers) < WRITERS else None
+                if key is not None:
+                    item = self._pending.pop(key)
+                    self._inflight.add(key)
+                    t = asyncio.get_running_loop().create_task(self._write_one(key, item))
+                    writers.add(t)
+                    t.add_done_callback(lambda t: (writers.discard(t), done_one.set()))
+                    continue
+                if not writers and not self._pending:
+                    self._idle.set()
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                # wait for a writer to finish, or for new work when a slot is free
+                done_one.clear()
+                waits = [asyncio.ensure_future(done_one.wait())]
+                if len(writers) < WRITERS:
+                    self._wakeup.clear()
+                    waits.append(asyncio.ensure_future(self._wakeup.wait()))
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waits:
+                        w.cancel()
+        finally:
+            for t in writers:
+                t.cancel()
+
+    def _next_key(self) -> tuple | None:
+        """The oldest queued key with no write in flight (same-key writes stay in order)."""
+        for key in self._pending:
+            if key not in self._inflight:
+                return key
+        return None
+
+    async def _write_one(self, key: tuple, item: _Pending) -> None:
+        try:
+            await self._write(key, item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("could not write event %s on %s/%s: %s", item.reason,
+                        item.ref.get("namespace"), item.ref.get("name"), e)
+        finally:
+            self._inflight.discard(key)
+            if self._wakeup is not None:
+                self._wakeup.set()
 
     async def _write(self, key: tuple, item: _Pending) -> None:
         seen = self._seen.get(key)
