@@ -170,7 +170,7 @@ def filter_node(pv_state: PodVolumes, node_name: str, labels: dict, *,
             to_match.append(claim)
     if unbound_ok:
         chosen: set[str] = set()
-        for claim in sorted(to_match, key=P.claim_request):
+        for claim in (sorted(to_match, key=P.claim_request) if len(to_match) > 1 else to_match):
             key = P.claim_key(claim)
             pick = None
             for pv in cands.get(key, ()):
