@@ -66,7 +66,10 @@ def test_default_class_claim_is_provisioned_bound_grown_and_deleted(kubectl, nam
         f.write(b"x" * (20 * MiB))
         os.fsync(f.fileno())
 
-    kubectl.ok("delete", "pod", "user", "-n", namespace, "--wait=false")
+    # the scheduler has put the pod on this node, so its claim stays protected until the node
+    # confirms the pod's end; force the deletion: the volume is what this test is about
+    kubectl.ok("delete", "pod", "user", "-n", namespace, "--grace-period=0", "--force",
+               "--wait=false")
     kubectl.ok("delete", "pvc", "data", "-n", namespace, "--wait=false")
     wait_for(lambda: kubectl("get", "pv", pv["metadata"]["name"]).returncode != 0)
     assert not os.path.exists(os.path.dirname(mnt))
