@@ -121,6 +121,16 @@ def test_filter_node(name, claims, names, pvs, node, labels, taken, want):
         assert rej is not None and rej.reasons == (want,) and rej.unresolvable
 
 
+def test_volume_zone():
+    v = pv("v", phase="Bound")
+    v["metadata"]["labels"] = {"topology.kubernetes.io/zone": "a__b"}
+    bound = [claim("x", volume="v", bound=True)]
+    rej, _ = run_filter(bound, ["x"], [v], labels={"topology.kubernetes.io/zone": "c"})
+    assert rej.reasons == (V.ERR_ZONE_CONFLICT,)
+    rej, _ = run_filter(bound, ["x"], [v], labels={"topology.kubernetes.io/zone": "b"})
+    assert rej is None
+
+
 def test_prebind_writes_and_wait_states():
     c = claim("a")
     v = V.volume_prebound(pv("v", "n1"), c)

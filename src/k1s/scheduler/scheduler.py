@@ -153,7 +153,8 @@ class Scheduler:
         key = pod_key(pod)
         self.unschedulable.pop(key, None)
         self.attempts.pop(key, None)
-        if self.cache.node_of(key) is not None and not self.cache.is_assumed(key):
+        if self.cache.node_of(key) is not None:
+            # an assumed pod too: a bind still in flight then fails with NotFound
             self.cache.pod_gone(key)
             self._cluster_changed()
 

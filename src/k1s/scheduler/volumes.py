@@ -15,7 +15,8 @@
   to), else dynamic provisioning: a class whose provisioner is set and not
   kubernetes.io/no-provisioner and whose allowedTopologies admit the node. Returns the
   rejection or the `Decision` (volumes to pre-bind, claims to provision) for that node.
-- `claim_fully_bound(...)`: PreBind's wait condition.
+  VolumeZone: a bound volume's zone/region labels must match the node's.
+- `claim_fully_bound(...)`, `wait_state(...)`: PreBind's wait condition.
 """
 
 from __future__ import annotations
@@ -32,12 +33,27 @@ ERR_UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
 ERR_NODE_CONFLICT = "node(s) had volume node affinity conflict"
 ERR_BIND_CONFLICT = "node(s) didn't find available persistent volumes to bind"
 ERR_PV_NOT_EXIST = "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)"
+ERR_ZONE_CONFLICT = "node(s) had no available volume zone"
 ERR_RWOP_CONFLICT = ("node has pod using PersistentVolumeClaim with the same name and "
                      "ReadWriteOncePod access mode")
 
 ANN_SELECTED_NODE = P.ANN_SELECTED_NODE
 ANN_BIND_COMPLETED = P.ANN_BIND_COMPLETED
 ANN_BOUND_BY_CONTROLLER = P.ANN_BOUND_BY_CONTROLLER
+
+
+# VolumeZone: a bound volume labelled with a zone or region only fits nodes labelled alike
+# (a label may list several values joined by "__", upstream's multi-zone convention)
+ZONE_LABELS = ("topology.kubernetes.io/zone", "topology.kubernetes.io/region",
+               "failure-domain.beta.kubernetes.io/zone",
+               "failure-domain.beta.kubernetes.io/region")
+
+
+def zone_conflict(pv: dict, labels: dict) -> bool:
+    for key, value in (meta(pv).get("labels") or {}).items():
+        if key in ZONE_LABELS and labels.get(key) not in value.split("__"):
+            return True
+    return False
 
 
 def not_found(name: str) -> str:
@@ -156,6 +172,10 @@ def filter_node(pv_state: PodVolumes, node_name: str, labels: dict, *,
         if not P.node_affinity_matches(pv, node_name, labels):
             reasons.append(ERR_NODE_CONFLICT)
             break
+    if not reasons:
+        for claim, vname in pv_state.bound:
+            if zone_conflict(get_pv(vname), labels):
+                return Reject((ERR_ZONE_CONFLICT,)), None
     decision = Decision()
     unbound_ok = True
     to_match = []
