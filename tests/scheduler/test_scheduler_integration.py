@@ -287,3 +287,106 @@ async def test_wffc_provisioning_sets_selected_node(api_server, tmp_path):
             "matchExpressions"][0]["values"] == ["n2"]
         await asyncio.sleep(0)
         assert await get_or_none(c, PVC, "d", "default") is not None
+
+
+async def test_many_pods_at_once_never_overcommit(client):
+    await client.create(NODE, node("a", cpu="1"))
+    await client.create(NODE, node("b", cpu="1"))
+    await asyncio.gather(*(client.create(POD, pod(f"w{i}", cpu="300m"), "default")
+                           for i in range(10)))
+
+    async def settled():
+        items = (await client.list(POD, "default"))["items"]
+        placed = [p["spec"]["nodeName"] for p in items if p["spec"].get("nodeName")]
+        waiting = [p for p in items if any(
+            c["type"] == "PodScheduled" and c["status"] == "False"
+            for c in p.get("status", {}).get("conditions") or ())]
+        return (placed, waiting) if len(placed) + len(waiting) == 10 else None
+    placed, waiting = await eventually(settled, timeout=20)
+    assert sorted(placed) == ["a"] * 3 + ["b"] * 3
+    assert {c["message"] for p in waiting for c in p["status"]["conditions"]} == {
+        "0/2 nodes are available: 2 Insufficient cpu. no new claims to deallocate, "
+        "preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod."}
+
+
+async def test_one_static_volume_two_claimants(client):
+    await client.create(SC, storage_class("local", "kubernetes.io/no-provisioner"))
+    await client.create(NODE, node("n1"))
+    await client.create(PV, local_pv("only", "n1"))
+    for name in ("c1", "c2"):
+        await client.create(PVC, claim(name, cls="local"), "default")
+    await asyncio.gather(client.create(POD, pod("p1", claims=["c1"]), "default"),
+                         client.create(POD, pod("p2", claims=["c2"]), "default"))
+
+    async def outcome():
+        got = {}
+        for name in ("p1", "p2"):
+            p = await client.get(POD, name, "default")
+            conds = {c["type"]: c for c in p.get("status", {}).get("conditions") or ()}
+            if p["spec"].get("nodeName"):
+                got[name] = "bound"
+            elif conds.get("PodScheduled", {}).get("status") == "False":
+                got[name] = conds["PodScheduled"]["message"]
+        return got if len(got) == 2 else None
+    got = await eventually(outcome, timeout=20)
+    assert sorted(got.values())[1] == "bound"
+    assert sorted(got.values())[0].startswith(
+        "0/1 nodes are available: 1 node(s) didn't find available persistent volumes to bind.")
+
+
+async def test_read_write_once_pod_claim_in_use(client):
+    await client.create(NODE, node("n1"))
+    await client.create(PV, {"apiVersion": "v1", "kind": "PersistentVolume",
+                             "metadata": {"name": "solo"},
+                             "spec": {"capacity": {"storage": "1Gi"},
+                                      "accessModes": ["ReadWriteOncePod"],
+                                      "hostPath": {"path": "/tmp/solo"}}})
+    c = claim("solo", cls="")
+    c["spec"]["accessModes"] = ["ReadWriteOncePod"]
+    await client.create(PVC, c, "default")
+
+    async def bound():
+        return (await client.get(PVC, "solo", "default"))["status"].get("phase") == "Bound"
+    await eventually(bound)
+    await client.create(POD, pod("first", claims=["solo"]), "default")
+    assert await node_of(client, "first") == "n1"
+    await client.create(POD, pod("second", claims=["solo"]), "default")
+    cond = await unschedulable(client, "second")
+    assert cond["message"].startswith(
+        "0/1 nodes are available: 1 node has pod using PersistentVolumeClaim with the same "
+        "name and ReadWriteOncePod access mode.")
+    await client.delete(POD, "first", "default", grace_period_seconds=0)
+    assert await node_of(client, "second") == "n1"
+
+
+async def test_volume_bind_timeout_is_reported_and_retried(api_server):
+    sched = functools.partial(Scheduler, bind_timeout=0.5)
+    binder = functools.partial(PersistentVolumeBinder, resync_period=1.0)
+    async with running_controllers(api_server.url, sched, binder) as c:
+        await c.create(SC, storage_class("never", "example.com/never"))
+        await c.create(NODE, node("n1"))
+        await c.create(PVC, claim("d", cls="never"), "default")
+        await c.create(POD, pod("p", claims=["d"]), "default")
+
+        async def failed():
+            p = await c.get(POD, "p", "default")
+            for cond in p.get("status", {}).get("conditions") or ():
+                if cond["type"] == "PodScheduled" and cond["reason"] == "SchedulerError":
+                    return cond
+            return None
+        cond = await eventually(failed, timeout=20)
+        assert cond["message"] == ('running PreBind plugin "VolumeBinding": binding volumes: '
+                                   "context deadline exceeded")
+        cl = await c.get(PVC, "d", "default")
+        assert cl["metadata"]["annotations"][ANN_SELECTED] == "n1"
+        # the provisioner answers late: the retried pod then binds
+        await c.create(PV, {"apiVersion": "v1", "kind": "PersistentVolume",
+                            "metadata": {"name": f"pvc-{cl['metadata']['uid']}"},
+                            "spec": {"capacity": {"storage": "1Gi"},
+                                     "accessModes": ["ReadWriteOnce"],
+                                     "storageClassName": "never",
+                                     "hostPath": {"path": "/tmp/never"},
+                                     "claimRef": {"kind": "PersistentVolumeClaim",
+                                                  "namespace": "default", "name": "d",
+                                                  "uid": cl["metadata"]["uid"]}}})
+        assert await node_of(c, "p") == "n1"

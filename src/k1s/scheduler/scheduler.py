@@ -359,8 +359,11 @@ class Scheduler:
         key = pi.key
         try:
             if dec is not None:
-                await self._prebind(node, dec)
-                await self._wait_bound(node, pv_state, dec)
+                try:
+                    await self._prebind(node, dec)
+                    await self._wait_bound(node, pv_state, dec)
+                except BindError as e:
+                    raise BindError(f'running PreBind plugin "VolumeBinding": {e}') from None
             body = {"apiVersion": "v1", "kind": "Binding",
                     "metadata": {"name": pi.name, "namespace": pi.namespace},
                     "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
@@ -371,7 +374,8 @@ class Scheduler:
                 if e.is_not_found():
                     self.cache.forget(key)
                     return
-                raise BindError(f"binding rejected: {e}") from None
+                raise BindError('binding rejected: running Bind plugin "DefaultBinder": '
+                                f"{e}") from None
             self.attempts.pop(key, None)
             self.recorder.event(pod, "Normal", M.EVENT_SCHEDULED,
                                 M.scheduled(pi.namespace, pi.name, node))
