@@ -139,12 +139,12 @@ class Scheduler:
         if wants_scheduling(pod, self.name):
             if key in self.in_flight or self.cache.is_assumed(key):
                 return
-            if key in self.unschedulable:
-                # our own status write changes nothing; a changed spec or labels may help
-                if old is not None and spec(old) == spec(pod) and meta(old).get(
-                        "labels") == meta(pod).get("labels"):
-                    return
-                self.unschedulable.pop(key, None)
+            # a status-only change (our own condition write, say) cannot help the pod, and
+            # must not cut its back-off short; a changed spec or labels may
+            if old is not None and spec(old) == spec(pod) and meta(old).get(
+                    "labels") == meta(pod).get("labels"):
+                return
+            self.unschedulable.pop(key, None)
             self.queue.add(key)
         else:
             self.unschedulable.pop(key, None)
