@@ -114,7 +114,7 @@ class Scheduler:
         self.classes = inf.informer(SC)
         self.pods.add_handler(on_add=lambda p: self._on_pod(None, p), on_update=self._on_pod,
                               on_delete=self._on_pod_deleted)
-        self.nodes.add_handler(on_add=self._on_node, on_update=lambda _o, n: self._on_node(n),
+        self.nodes.add_handler(on_add=self._on_node, on_update=self._on_node_update,
                                on_delete=self._on_node_deleted)
         self.pvs.add_handler(on_add=self._on_pv, on_update=lambda _o, n: self._on_pv(n),
                              on_delete=self._on_pv_deleted)
@@ -161,6 +161,15 @@ class Scheduler:
     def _on_node(self, node: dict) -> None:
         self.cache.set_node(node)
         self._cluster_changed()
+
+    def _on_node_update(self, old: dict, node: dict) -> None:
+        ni = self.cache.nodes.get(meta(node).get("name"))
+        before = (ni.labels, ni.allocatable, ni.taints, ni.unschedulable) if ni else None
+        self.cache.set_node(node)
+        ni = self.cache.nodes[meta(node).get("name")]
+        # heartbeats change nothing the filters read: only real changes wake waiting pods
+        if before != (ni.labels, ni.allocatable, ni.taints, ni.unschedulable):
+            self._cluster_changed()
 
     def _on_node_deleted(self, node: dict) -> None:
         self.cache.remove_node(meta(node).get("name"))
