@@ -24,7 +24,6 @@ addresses come from each node's pod CIDR (`AddressPool`).
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import time
