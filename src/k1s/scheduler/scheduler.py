@@ -357,20 +357,19 @@ class Scheduler:
             for claim in dec.provision:
                 self.cache.selected[P.claim_key(claim)] = node
         self.in_flight.add(key)
-        t = asyncio.create_task(self._bind(pod, pi, node, dec, pv_state, seq))
+        t = asyncio.create_task(self._bind(pod, pi, node, dec))
         self.tasks.add(t)
         t.add_done_callback(self.tasks.discard)
         return True
 
     # -- binding -----------------------------------------------------------------------------------
-    async def _bind(self, pod: dict, pi: PodInfo, node: str, dec: V.Decision | None,
-                    pv_state: V.PodVolumes, seq: int) -> None:
+    async def _bind(self, pod: dict, pi: PodInfo, node: str, dec: V.Decision | None) -> None:
         key = pi.key
         try:
             if dec is not None:
                 try:
                     await self._prebind(node, dec)
-                    await self._wait_bound(node, pv_state, dec)
+                    await self._wait_bound(node, dec)
                 except BindError as e:
                     raise BindError(f'running PreBind plugin "VolumeBinding": {e}') from None
             body = {"apiVersion": "v1", "kind": "Binding",
@@ -445,7 +444,7 @@ class Scheduler:
                 raise BindError(f"binding volumes: {e}") from None
             self.written_claims[P.claim_key(res)] = res
 
-    async def _wait_bound(self, node: str, pv_state: V.PodVolumes, dec: V.Decision) -> None:
+    async def _wait_bound(self, node: str, dec: V.Decision) -> None:
         ni = self.cache.nodes.get(node)
         labels = ni.labels if ni is not None else {}
         todo = [(P.claim_key(c), pv, False) for c, pv in dec.static] + [
