@@ -313,6 +313,10 @@ async def test_rollback_reuses_revision_and_kubectl_history_undo(client, api_ser
     assert p["spec"]["containers"][0]["image"] == "nginx:1.9.1"
     out = await kubectl(api_server, "rollout", "status", "statefulset/web", "--watch=false")
     assert out.strip() == "partitioned roll out complete: 1 new pods have been updated..."
+    # the revision data has the bytes kubectl computes from the live template
+    out = await kubectl(api_server, "rollout", "undo", "statefulset/web", "--to-revision=3")
+    assert out.strip() == ("statefulset.apps/web skipped rollback (current template already "
+                           "matches revision 3)")
 
 
 async def test_rollout_restart_creates_a_revision(client, api_server):

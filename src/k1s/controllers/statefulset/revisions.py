@@ -28,9 +28,26 @@ NAME_PREFIX_MAX = 223           # upstream truncates the parent name so the resu
 
 
 def template_data(sts: dict) -> dict:
+    """The revision's data, shaped as Go encodes a PodTemplateSpec, keys sorted.
+
+    kubectl's `rollout undo` re-encodes the live set's template through the Go types and
+    compares bytes with a revision's data to print "skipped rollback (current template
+    already matches revision N)"; the Go encoding (1.37: measured against kubectl) always
+    carries each container's `resources` ({}) and omits a zero `creationTimestamp`, so the
+    stored data does the same."""
     tmpl = copy.deepcopy(spec(sts).get("template") or {})
+    tmeta = tmpl.get("metadata")
+    if not isinstance(tmeta, dict):
+        tmeta = tmpl["metadata"] = {}
+    if tmeta.get("creationTimestamp", "") is None:
+        del tmeta["creationTimestamp"]
+    tspec = tmpl.get("spec") or {}
+    for key in ("containers", "initContainers"):
+        for c in tspec.get(key) or []:
+            if isinstance(c, dict):
+                c.setdefault("resources", {})
     tmpl["$patch"] = "replace"
-    return {"spec": {"template": tmpl}}
+    return orjson.loads(data_bytes({"spec": {"template": tmpl}}))
 
 
 def data_bytes(data: dict) -> bytes:
