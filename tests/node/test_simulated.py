@@ -198,3 +198,44 @@ async def test_graceful_delete_is_finished_by_the_node(api_server):
         async def gone2():
             return await get_or_none(c, PODS, "g2", "default") is None
         await eventually(gone2, timeout=20)
+
+
+async def test_wait_for_first_consumer_claim_is_provisioned_on_its_node(api_server, tmp_path):
+    from k1s.apiserver.server import STANDARD_STORAGE_CLASS
+    from k1s.controllers.pv_binder.controller import PersistentVolumeBinder
+    nodes = sim(pod_delay=0, provisioners=True, data_dir=str(tmp_path / "vols"))
+    async with running_controllers(api_server.url, nodes, PersistentVolumeBinder) as c:
+        await c.create(registry.get("storageclasses.storage.k8s.io"), STANDARD_STORAGE_CLASS)
+        claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                 "metadata": {"name": "data-db-1", "namespace": "default",
+                              # what the scheduler writes when it picks the pod's node
+                              "annotations": {"volume.kubernetes.io/selected-node": "k1s-sim-1"}},
+                 "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "standard",
+                          "resources": {"requests": {"storage": "1Gi"}}}}
+        await c.create(PVCS, claim, "default")
+        vols = [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-1"}}]
+        await c.create(PODS, pod("db-1", "k1s-sim-1", volumes=vols), "default")
+        await running_pod(c, "db-1")
+        bound = await c.get(PVCS, "data-db-1", "default")
+        assert bound["status"]["phase"] == "Bound"
+        pv = await c.get(registry.core("persistentvolumes"), bound["spec"]["volumeName"])
+        terms = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+        assert terms[0]["matchExpressions"][0]["values"] == ["k1s-sim-1"]
+        assert pv["spec"]["local"]["path"].startswith(str(tmp_path / "vols"))
+
+
+async def test_restarted_nodes_keep_running_pods_and_addresses(api_server):
+    async with running_controllers(api_server.url, sim(pod_delay=0)) as c:
+        await c.create(PODS, pod("r1", "k1s-sim-0"), "default")
+        before = await running_pod(c, "r1")
+    # a new process takes over: the pod stays Running with the same address, no rewrite
+    async with running_controllers(api_server.url, sim(pod_delay=5)) as c:
+        await c.create(PODS, pod("r2", "k1s-sim-0"), "default")
+
+        async def r2_seen():
+            p = await c.get(PODS, "r2", "default")
+            return p if p["status"].get("containerStatuses") else None
+        r2 = await eventually(r2_seen, timeout=20)
+        after = await c.get(PODS, "r1", "default")
+        assert after["status"] == before["status"]
+        assert r2["status"]["phase"] == "Pending"

@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--server", help="API server URL (no authentication)")
     sim.add_argument("--prefix", default="k1s-sim-",
                      help="node name prefix (default: %(default)s)")
+    sim.add_argument("--data-dir", default=_default_data_dir(),
+                     help="where the nodes' provisioned volumes live (default: %(default)s)")
     sim.add_argument("--first-index", type=_non_negative_int, default=0,
                      help="number of the first node, for several simulators on one cluster "
                      "(default: %(default)s)")
@@ -192,7 +194,7 @@ async def _simulate(args: argparse.Namespace) -> int:
     ctx = ControllerContext.create(client, "kubelet")
     sim = SimulatedNodes(ctx, args.count, prefix=args.prefix, first_index=args.first_index,
                          allocatable=args.allocatable, pod_delay=args.pod_delay,
-                         delete_cap=args.delete_cap)
+                         delete_cap=args.delete_cap, data_dir=os.path.abspath(args.data_dir))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -110,6 +110,7 @@ class NodeInfo:
     runtime: Runtime
     recorder: EventRecorder | None = None
     uids: set[str] = field(default_factory=set)
+    adopted: bool = False       # addresses of the pods found at start are reserved
 
 
 class PodWorkers:
@@ -173,6 +174,13 @@ class PodWorkers:
         if pod is None or node is None:
             return
         self.uid_of[key] = (uid, node.name)
+        if not node.adopted:
+            # before handing out any address, reserve every address the node's pods already
+            # have (this process restarted): two pods must never share one
+            node.adopted = True
+            for other in self.pods.by_index(NODE_INDEX, node.name):
+                node.pool.adopt(other["metadata"].get("uid", ""),
+                                (other.get("status") or {}).get("podIP"))
         if uid not in node.uids:
             node.uids.add(uid)
             node.pool.adopt(uid, (pod.get("status") or {}).get("podIP"))

@@ -10,9 +10,10 @@ and run their pods without running anything, so the control plane can be exercis
 - one `pods.PodWorkers` for all of them with a `SimulatedRuntime`: a started pod's containers
   are "running" `pod_delay` seconds later (ContainerCreating until then); a deleted pod's
   containers "exit" after min(grace, delete_cap) seconds, then the node finishes the delete;
-- one built-in local provisioner per node (directory mode, `loop_ok=False`), so
-  WaitForFirstConsumer claims of the default class are provisioned on the node their pod was
-  scheduled to.
+- one built-in local provisioner per node (directory mode, `loop_ok=False`, volumes under
+  `data_dir`, default the k1s data directory), so WaitForFirstConsumer claims of the default
+  class are provisioned on the node their pod was scheduled to. (Each provisioner watches every
+  claim: fine for tens of nodes; thousands of simulated nodes want provisioners=False.)
 
 Pods of restartPolicy Never/OnFailure stay Running: nothing runs, so nothing exits (kwok does
 the same by default).
@@ -111,7 +112,7 @@ class SimulatedNodes:
                  allocatable: dict[str, str] | None = None,
                  pod_delay: float = DEFAULT_POD_DELAY, delete_cap: float = DEFAULT_DELETE_CAP,
                  renew_interval: float = RENEW_INTERVAL, provisioners: bool = True,
-                 workers: int = DEFAULT_WORKERS):
+                 data_dir: str | None = None, workers: int = DEFAULT_WORKERS):
         self.ctx = ctx
         self.client = ctx.client
         self.allocatable = dict(DEFAULT_ALLOCATABLE, **(allocatable or {}))
@@ -133,8 +134,8 @@ class SimulatedNodes:
         self.provisioners = []
         if provisioners:
             from k1s.controllers.local_provisioner.controller import LocalProvisioner
-            self.provisioners = [LocalProvisioner(ctx, node=name, loop_ok=False,
-                                                  workers=PROVISIONER_WORKERS)
+            self.provisioners = [LocalProvisioner(ctx, node=name, data_dir=data_dir,
+                                                  loop_ok=False, workers=PROVISIONER_WORKERS)
                                  for name in self.names]
 
     async def run(self) -> None:
