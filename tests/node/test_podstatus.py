@@ -301,3 +301,8 @@ def test_pod_life_invariants(steps, delay, cap):
                     reported_problem=reported, started_at=started[0] if started else None,
                     ready_at=started[1] if started else None, delete_cap=cap)
         assert not [a for a in plan_pod(p, v) if isinstance(a, (WriteStatus, Event))]
+
+
+def test_short_lived_creating_status_is_not_written():
+    acts = plan_pod(pod(), view(started_at=T0, ready_at=T0 + podplan.COALESCE_SECONDS / 2))
+    assert kinds(acts) == ["Requeue"]

@@ -11,8 +11,8 @@ The rules, in order (kubelet's pod worker, reduced to what a node decides):
    ContainerCreating and report FailedMount once per distinct problem (the event recorder
    counts repeats; claims changing wake the pod, no polling).
 4. **Not started**: ask the runtime to start it.
-5. **Starting** (containers ready at `ready_at` in the future): ContainerCreating, look again
-   at `ready_at`.
+5. **Starting** (containers ready at `ready_at` in the future): ContainerCreating (unless
+   that is less than COALESCE_SECONDS away), look again at `ready_at`.
 6. **Started**: Running and Ready, with the pod's address.
 
 Every status is written only when it differs from the pod's (see podstatus.same), so syncing a
@@ -30,6 +30,10 @@ from k1s.client.events import rfc3339
 from . import podstatus
 
 TERMINAL = ("Succeeded", "Failed")
+# A status that would be current for less than this is not written: the next one replaces
+# it at once (kubelet's status manager likewise writes only a pod's latest status, so a fast
+# start often goes straight from Pending to Running in the API). Saves a write per pod.
+COALESCE_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,9 @@ def plan_pod(pod: dict, view: PodView) -> list[Action]:
     if view.started_at is None:
         return [Start()]
     if view.ready_at is not None and view.ready_at > view.now:
-        out = _write_if_changed(pod, podstatus.creating(pod, view.host_ip, now))
+        out = []
+        if view.ready_at - view.now >= COALESCE_SECONDS:
+            out = _write_if_changed(pod, podstatus.creating(pod, view.host_ip, now))
         out.append(Requeue(view.ready_at - view.now))
         return out
     if not view.pod_ip and not (pod.get("spec") or {}).get("hostNetwork"):

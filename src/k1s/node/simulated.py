@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import platform
 import time
 
 from k1s.client.events import EventRecorder
@@ -72,7 +73,8 @@ def node_status(name: str, i: int, allocatable: dict[str, str], previous: dict |
                           {"type": "Hostname", "address": name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {"machineID": "", "systemUUID": "", "bootID": "",
-                         "kernelVersion": "", "osImage": "k1s simulated node",
+                         "kernelVersion": platform.release(),
+                         "osImage": "k1s simulated node",
                          "containerRuntimeVersion": "k1s-simulated://0.1",
                          "kubeletVersion": "v1.32.0-k1s", "kubeProxyVersion": "",
                          "operatingSystem": "linux", "architecture": "amd64"}}
