@@ -154,8 +154,10 @@ class Heartbeat:
             if e.is_not_found():
                 self.node = None        # the Node was deleted: register it again
             log.warning("node %s: %s", self.name, e.message)
-        except (OSError, RuntimeError) as e:
-            log.warning("node %s: %s", self.name, e)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:          # the API is away (disconnects, timeouts): beat again
+            log.warning("node %s: %s", self.name, e or type(e).__name__)
         finally:
             self.beats += 1
 

@@ -141,11 +141,11 @@ class SimulatedNodes:
                                  for name in self.names]
 
     async def run(self) -> None:
-        tasks = [asyncio.create_task(run_heartbeats(self.heartbeats, self.renew_interval),
-                                     name="simulated-nodes:heartbeats"),
-                 asyncio.create_task(self.workers.run(), name="simulated-nodes:pods")]
-        tasks += [asyncio.create_task(p.run(), name=f"simulated-nodes:provisioner:{p.node}")
-                  for p in self.provisioners]
+        parts = [("heartbeats", lambda: run_heartbeats(self.heartbeats, self.renew_interval)),
+                 ("pods", self.workers.run)]
+        parts += [(f"provisioner:{p.node}", p.run) for p in self.provisioners]
+        tasks = [asyncio.create_task(_supervise(name, fn), name=f"simulated-nodes:{name}")
+                 for name, fn in parts]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -154,3 +154,17 @@ class SimulatedNodes:
             await asyncio.gather(*tasks, return_exceptions=True)
             for rec in self.recorders:
                 await rec.close()
+
+
+async def _supervise(name: str, run) -> None:
+    # one part failing (an unexpected error) must not stop the others: restart it, as the
+    # controller manager restarts a controller
+    while True:
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("simulated nodes: %s failed; restarting in 1s", name)
+            await asyncio.sleep(1)
