@@ -92,6 +92,19 @@ def _copy(obj: dict) -> dict:
     return orjson.loads(orjson.dumps(obj))
 
 
+def _decode_stamped(value: bytes, mod_revision: int) -> dict:
+    """A private copy of a stored or cached object, carrying its resourceVersion."""
+    obj = orjson.loads(value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(mod_revision)
+    return obj
+
+
+@dataclass(slots=True)
+class _CachedKV:
+    value: bytes
+    mod_revision: int
+
+
 class ObjectStore:
     def __init__(self, store: Store, cache: WatchCache, admission: Chain | None = None):
         self.store = store
@@ -336,6 +349,10 @@ class ObjectStore:
         obj["metadata"]["resourceVersion"] = str(rev)
         return Entry(obj, orjson.dumps(obj), rev)
 
+    def _cached_kv(self, r: Resource, key: str) -> _CachedKV | None:
+        e = self.cache.for_resource(r).entries.get(key)
+        return _CachedKV(e.raw, e.revision) if e is not None else None
+
     # ------------------------------------------------------------------------------ update
     async def update(self, r: Resource, namespace: str | None, name: str,
                      mutate: Callable[[dict], dict], opts: WriteOptions, *,
@@ -345,88 +362,108 @@ class ObjectStore:
         resourceVersion in the new object is a precondition. Returns (entry, created)."""
         from ..api import defaults, validation
         key = r.key(namespace, name)
+        # The first try starts from the watch cache (no store read, no re-encoding); the
+        # compare-and-swap catches a cache that was behind, and every retry reads the store.
+        from_cache = True
         for _ in range(MAX_UPDATE_RETRIES):
-            kv = await self.store.get(key)
+            kv = self._cached_kv(r, key) if from_cache else None
+            if kv is None:
+                from_cache = True
+                kv = await self.store.get(key)
             if kv is None:
                 if create_missing is not None:
                     return await create_missing(), True
                 raise not_found_error(r.plural, r.group, name)
-            old, _ = decode(kv.value, kv.mod_revision)
-            new = mutate(_copy(old))
-            md = new.setdefault("metadata", {})
-            want_rv = md.get("resourceVersion")
-            old_uid = (old.get("metadata") or {}).get("uid")
-            if md.get("uid") and md["uid"] != old_uid:
-                # upstream treats a uid in the body as a precondition of the storage write
-                raise conflict(r.plural, r.group, name,
-                               f"StorageError: invalid object, Code: 4, Key: {key}, "
-                               f"ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: "
-                               f"UID in precondition: {md['uid']}, UID in object meta: "
-                               f"{old_uid}")
-            if want_rv and want_rv != str(kv.mod_revision):
-                raise conflict(r.plural, r.group, name)
-            if md.get("name") not in (None, "", name):
-                raise bad_request(f"the name of the object ({md.get('name')}) does not match "
-                                  f"the name on the URL ({name})")
-            md["name"] = name
-            if r.namespaced:
-                if md.get("namespace") not in (None, "", namespace):
-                    raise bad_request("the namespace of the provided object does not match "
-                                      "the namespace sent on the request")
-                md["namespace"] = namespace
-            else:
-                md.pop("namespace", None)
-            if subresource == "binding":
-                # pods/binding sets spec.nodeName, which a pod update may not change
-                strategy.copy_system_metadata(new, old)
-            elif subresource == "status":
-                strategy.prepare_for_status_update(r, new, old)
-            elif subresource == "finalize":
-                strategy.prepare_for_finalize(new, old)
-            else:
-                defaults.apply_defaults(r, new)
-                strategy.prepare_for_update(r, new, old)
-                omd = old.get("metadata") or {}
-                if omd.get("deletionTimestamp"):
-                    added = set(md.get("finalizers") or []) - set(omd.get("finalizers") or [])
-                    if added:
-                        raise invalid_error(r.kind, r.group, name, [forbidden(
-                            "metadata.finalizers",
-                            "no new finalizers can be added if the object is being deleted, "
-                            "found new finalizers " + _go_string_list(sorted(added)))])
-            # an unconditional update validates as if it named the stored version
-            md["resourceVersion"] = str(kv.mod_revision)
-            if self.managed_fields is not None:
-                self.managed_fields(r, old, new, opts, "Update", subresource)
-            self.admission.admit(Attributes(r, "UPDATE", new, old, namespace, name,
-                                            subresource, opts.dry_run))
-            if subresource == "binding":
-                errs = []
-            elif subresource == "status":
-                errs = validation.validate_status_update(r, new, old)
-            else:
-                errs = validation.validate_update(r, new, old)
-            if errs:
-                raise invalid_error(r.kind, r.group, name, errs)
-            if new == old:
-                # a no-op write stores nothing and keeps the resourceVersion, as upstream
-                return Entry(old, orjson.dumps(old), kv.mod_revision), False
-            if opts.dry_run:
-                return Entry(new, orjson.dumps(new), kv.mod_revision), False
             try:
-                if self._finished_deleting(r, new):
-                    dkv = await self.store.delete(key, kv.mod_revision)
-                    await self._entry_after_write(r, key, dkv.mod_revision, new)
-                    new["metadata"]["resourceVersion"] = str(dkv.mod_revision)
-                    return Entry(new, orjson.dumps(new), dkv.mod_revision), False
-                nkv = await self.store.update(key, encode_for_store(new), kv.mod_revision)
-            except RevisionConflict:
-                if want_rv:
+                old = _decode_stamped(kv.value, kv.mod_revision)
+                new = mutate(_decode_stamped(kv.value, kv.mod_revision))
+                md = new.setdefault("metadata", {})
+                want_rv = md.get("resourceVersion")
+                if from_cache and want_rv and want_rv != str(kv.mod_revision):
+                    from_cache = False      # the cache may be behind the precondition: ask the store
+                    continue
+                old_uid = (old.get("metadata") or {}).get("uid")
+                if md.get("uid") and md["uid"] != old_uid:
+                    # upstream treats a uid in the body as a precondition of the storage write
+                    raise conflict(r.plural, r.group, name,
+                                   f"StorageError: invalid object, Code: 4, Key: {key}, "
+                                   f"ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: "
+                                   f"UID in precondition: {md['uid']}, UID in object meta: "
+                                   f"{old_uid}")
+                if want_rv and want_rv != str(kv.mod_revision):
                     raise conflict(r.plural, r.group, name)
-                continue
-            except KeyNotFound:
-                raise not_found_error(r.plural, r.group, name)
-            return await self._entry_after_write(r, key, nkv.mod_revision, new), False
+                if md.get("name") not in (None, "", name):
+                    raise bad_request(f"the name of the object ({md.get('name')}) does not match "
+                                      f"the name on the URL ({name})")
+                md["name"] = name
+                if r.namespaced:
+                    if md.get("namespace") not in (None, "", namespace):
+                        raise bad_request("the namespace of the provided object does not match "
+                                          "the namespace sent on the request")
+                    md["namespace"] = namespace
+                else:
+                    md.pop("namespace", None)
+                if subresource == "binding":
+                    # pods/binding sets spec.nodeName, which a pod update may not change
+                    strategy.copy_system_metadata(new, old)
+                elif subresource == "status":
+                    strategy.prepare_for_status_update(r, new, old)
+                elif subresource == "finalize":
+                    strategy.prepare_for_finalize(new, old)
+                else:
+                    defaults.apply_defaults(r, new)
+                    strategy.prepare_for_update(r, new, old)
+                    omd = old.get("metadata") or {}
+                    if omd.get("deletionTimestamp"):
+                        added = set(md.get("finalizers") or []) - set(omd.get("finalizers") or [])
+                        if added:
+                            raise invalid_error(r.kind, r.group, name, [forbidden(
+                                "metadata.finalizers",
+                                "no new finalizers can be added if the object is being deleted, "
+                                "found new finalizers " + _go_string_list(sorted(added)))])
+                # an unconditional update validates as if it named the stored version
+                md["resourceVersion"] = str(kv.mod_revision)
+                if self.managed_fields is not None:
+                    self.managed_fields(r, old, new, opts, "Update", subresource)
+                self.admission.admit(Attributes(r, "UPDATE", new, old, namespace, name,
+                                                subresource, opts.dry_run))
+                if subresource == "binding":
+                    errs = []
+                elif subresource == "status":
+                    errs = validation.validate_status_update(r, new, old)
+                else:
+                    errs = validation.validate_update(r, new, old)
+                if errs:
+                    raise invalid_error(r.kind, r.group, name, errs)
+                if (new == old or opts.dry_run) and from_cache:
+                    from_cache = False      # a write that stores nothing must not answer stale
+                    continue
+                if new == old:
+                    # a no-op write stores nothing and keeps the resourceVersion, as upstream
+                    return Entry(old, orjson.dumps(old), kv.mod_revision), False
+                if opts.dry_run:
+                    return Entry(new, orjson.dumps(new), kv.mod_revision), False
+                try:
+                    if self._finished_deleting(r, new):
+                        dkv = await self.store.delete(key, kv.mod_revision)
+                        await self._entry_after_write(r, key, dkv.mod_revision, new)
+                        new["metadata"]["resourceVersion"] = str(dkv.mod_revision)
+                        return Entry(new, orjson.dumps(new), dkv.mod_revision), False
+                    nkv = await self.store.update(key, encode_for_store(new), kv.mod_revision)
+                except RevisionConflict:
+                    if want_rv and not from_cache:
+                        raise conflict(r.plural, r.group, name)
+                    from_cache = True
+                    continue
+                except KeyNotFound:
+                    raise not_found_error(r.plural, r.group, name)
+                return await self._entry_after_write(r, key, nkv.mod_revision, new), False
+            except StatusError:
+                # an answer computed from a cache that was behind is not an answer: only the
+                # store's current object may refuse a write
+                if not from_cache:
+                    raise
+                from_cache = True
         raise conflict(r.plural, r.group, name)
 
     @staticmethod
