@@ -13,7 +13,9 @@ from k1s.api.validation import validate_create, validate_status_update, validate
 PV = R.get("persistentvolumes")
 PVC = R.get("persistentvolumeclaims")
 SC = R.get("storageclasses.storage.k8s.io")
-SEED = "/work/shared/scenarios/seed"
+# the project's shared/ folder sits beside the checkout (CI lays a copy there too)
+SEED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared",
+                    "scenarios", "seed")
 
 
 def strs(errs):

@@ -17,7 +17,9 @@ from k1s.controllers.pv_binder import planner as P
 from k1s.api import registry
 from ctrl_util import eventually, running_controllers
 
-SEED = "/work/shared/scenarios/seed"
+# the project's shared/ folder sits beside the checkout (CI lays a copy there too)
+SEED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared",
+                    "scenarios", "seed")
 EVENTS = registry.core("events")
 
 

@@ -17,7 +17,9 @@ import uuid
 from typing import Callable
 
 MANIFESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "manifests")
-SEED = "/work/shared/scenarios/seed"
+# the project's shared/ folder sits beside the checkout (CI lays a copy there too)
+SEED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared",
+                    "scenarios", "seed")
 
 
 def manifest(name: str) -> str:
