@@ -70,6 +70,7 @@ def test_pod_requests_follow_upstream_rules():
     (mk_pod(schedulerName="default-scheduler"), True),
     (mk_pod(schedulerName="other"), False),
     (mk_pod(nodeName="n1"), False),
+    (mk_pod(schedulingGates=[{"name": "wait"}]), False),
 ])
 def test_wants_scheduling(pod, ok):
     assert wants_scheduling(pod) == ok

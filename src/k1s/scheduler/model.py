@@ -138,9 +138,10 @@ def is_terminal(pod: dict) -> bool:
 
 
 def wants_scheduling(pod: dict, scheduler_name: str = DEFAULT_SCHEDULER) -> bool:
-    """A pod for this scheduler with no node yet, not terminating and not finished."""
+    """A pod for this scheduler with no node yet, not terminating, not finished and not held
+    back by schedulingGates."""
     s = spec(pod)
-    return (not s.get("nodeName") and (s.get("schedulerName") or DEFAULT_SCHEDULER)
+    return (not s.get("nodeName") and not s.get("schedulingGates") and (s.get("schedulerName") or DEFAULT_SCHEDULER)
             == scheduler_name and not meta(pod).get("deletionTimestamp")
             and not is_terminal(pod))
 
