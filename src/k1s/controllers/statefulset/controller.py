@@ -52,6 +52,9 @@ WORKERS = 5                     # upstream --concurrent-statefulset-syncs
 WRITE_CONCURRENCY = 128         # API writes in flight for the whole controller
 STATUS_ATTEMPTS = 5             # upstream retries a conflicting status write this often
 DELETE_MEMORY = 10.0            # seconds a pod we deleted at once is hidden from a lagging view
+PACE_MAX = 0.1                  # a child's event queues its set after at most this delay ...
+PACE_MIN = 0.002                # ... equal to the set's last sync time (below this: at once),
+                                # so a 1,000-pod set does not re-plan on every pod event
 
 POD_BY_OWNER = "statefulset/controller-uid"
 POD_BY_PARENT = "statefulset/parent"
@@ -154,6 +157,7 @@ class StatefulSetController:
         self.recent_revisions = _Recent(self.revisions)
         self._written_status: dict[str, tuple[int, dict]] = {}
         self._selectors: dict[str, Any] = {}
+        self._cost: dict[str, float] = {}      # key -> seconds its last sync took
         self.sets.add_handler(on_add=self._set_changed,
                               on_update=lambda _o, n: self._set_changed(n),
                               on_delete=self._set_deleted)
@@ -181,6 +185,7 @@ class StatefulSetController:
         self.recent_revisions.forget(key)
         self._written_status.pop(key, None)
         self._selectors.pop(meta(sts).get("uid", ""), None)
+        self._cost.pop(key, None)
         self.queue.add(key)
 
     def _selector(self, sts: dict):
@@ -215,14 +220,22 @@ class StatefulSetController:
                 continue
         return out
 
+    def _paced(self, key: str) -> None:
+        """Queue a set for a change in one of its children, coalescing bursts of events."""
+        delay = min(self._cost.get(key, 0.0), PACE_MAX)
+        if delay < PACE_MIN:
+            self.queue.add(key)
+        else:
+            self.queue.add_after(key, delay)
+
     def _enqueue_for(self, obj: dict) -> None:
         if controller_of(obj) is not None:
             key = self._owner_key(obj)
             if key:
-                self.queue.add(key)
+                self._paced(key)
             return
         for key in self._matching_sets(obj):
-            self.queue.add(key)
+            self._paced(key)
 
     def _pod_added(self, pod: dict) -> None:
         self._enqueue_for(pod)
@@ -247,17 +260,17 @@ class StatefulSetController:
     def _pod_deleted(self, pod: dict) -> None:
         key = self._owner_key(pod)
         if key:
-            self.queue.add(key)
+            self._paced(key)
 
     def _claim_changed(self, claim: dict) -> None:
         ns = meta(claim).get("namespace", "")
         for ref in meta(claim).get("ownerReferences") or []:
             if ref.get("kind") == "StatefulSet":
-                self.queue.add(f"{ns}/{ref.get('name')}")
+                self._paced(f"{ns}/{ref.get('name')}")
             elif ref.get("kind") == "Pod":
                 parent, ordinal = parent_and_ordinal(ref.get("name", ""))
                 if ordinal >= 0 and self.sets.get(parent, ns) is not None:
-                    self.queue.add(f"{ns}/{parent}")
+                    self._paced(f"{ns}/{parent}")
 
     def _revision_changed(self, cr: dict) -> None:
         self._enqueue_for(cr)
@@ -277,6 +290,13 @@ class StatefulSetController:
 
     async def sync(self, key: str) -> P.Plan | None:
         """Reconcile the set `key` once; returns the plan carried out (None: nothing to do)."""
+        started = time.monotonic()
+        try:
+            return await self._sync(key)
+        finally:
+            self._cost[key] = time.monotonic() - started
+
+    async def _sync(self, key: str) -> P.Plan | None:
         ns, name = split_key(key)
         sts = self.sets.get(name, ns)
         if sts is None:

@@ -14,6 +14,7 @@ Pure functions over plain dicts (upstream pkg/controller/statefulset/stateful_se
 from __future__ import annotations
 
 import copy
+import functools
 import re
 
 SET_API_VERSION = "apps/v1"
@@ -34,6 +35,7 @@ def spec(obj: dict | None) -> dict:
     return (obj or {}).get("spec") or {}
 
 
+@functools.lru_cache(maxsize=1 << 16)   # names repeat every sync; parsing dominated no-op syncs
 def parent_and_ordinal(name: str) -> tuple[str, int]:
     """(`web`, 3) for `web-3`; ("", -1) when the name is not `<parent>-<int32>`."""
     m = _NAME_RE.match(name or "")

@@ -77,6 +77,8 @@ def claim_is_stale(sts: dict, pod_placeholder: dict, claim: dict | None) -> bool
 
 
 def claim_refs_up_to_date(sts: dict, pod: dict, claim: dict) -> bool:
+    if not meta(claim).get("ownerReferences"):
+        return wanted_refs(sts, pod) == (False, False)     # the common Retain/Retain case
     if (has_stale_ref(claim, sts, SET_API_VERSION, SET_KIND)
             or has_stale_ref(claim, pod, POD_API_VERSION, POD_KIND)):
         return True
