@@ -509,3 +509,34 @@ async def test_controller_stopped_mid_burst_converges_after_restart(api_server):
         assert sorted(await claims(c)) == sorted(f"www-web-{i}" for i in range(60))
         for name, p in got.items():
             assert p["spec"]["volumes"][-1]["persistentVolumeClaim"]["claimName"] == f"www-{name}"
+
+
+async def test_orphaned_pods_and_revisions_are_adopted_by_a_new_set(client, api_server):
+    """`kubectl delete sts --cascade=orphan` keeps pods and revisions; a new set with the
+    same name and selector adopts them and reuses the claims by name."""
+    c = client
+    async with kubelet(c):
+        await c.create(STS, web(2, podManagementPolicy="Parallel"), NS)
+        await wait_status(c, all_ready(2))
+        before = {n: p["metadata"]["uid"] for n, p in (await pods(c)).items()}
+        cr_before = [r["metadata"]["name"] for r in (await c.list(CR, NS))["items"]]
+        out = await kubectl(api_server, "delete", "statefulset", "web", "--cascade=orphan")
+        assert out.startswith('statefulset.apps "web" deleted')
+
+        async def orphaned():
+            ps = await pods(c)
+            return ps and all(not p["metadata"].get("ownerReferences") for p in ps.values())
+        await eventually(orphaned, TIMEOUT)
+        sts = await c.create(STS, web(2, podManagementPolicy="Parallel"), NS)
+
+        async def adopted():
+            ps = await pods(c)
+            crs = (await c.list(CR, NS))["items"]
+            owned = lambda o: [r["uid"] for r in o["metadata"].get("ownerReferences") or []] \
+                == [sts["metadata"]["uid"]]
+            return (len(ps) == 2 and all(owned(p) for p in ps.values())
+                    and crs and all(owned(r) for r in crs))
+        await eventually(adopted, TIMEOUT)
+        await wait_status(c, all_ready(2))
+    assert {n: p["metadata"]["uid"] for n, p in (await pods(c)).items()} == before
+    assert [r["metadata"]["name"] for r in (await c.list(CR, NS))["items"]] == cr_before
