@@ -368,7 +368,7 @@ class ObjectStore:
         for _ in range(MAX_UPDATE_RETRIES):
             kv = self._cached_kv(r, key) if from_cache else None
             if kv is None:
-                from_cache = True
+                from_cache = False
                 kv = await self.store.get(key)
             if kv is None:
                 if create_missing is not None:
@@ -453,7 +453,7 @@ class ObjectStore:
                 except RevisionConflict:
                     if want_rv and not from_cache:
                         raise conflict(r.plural, r.group, name)
-                    from_cache = True
+                    from_cache = False
                     continue
                 except KeyNotFound:
                     raise not_found_error(r.plural, r.group, name)
@@ -463,7 +463,7 @@ class ObjectStore:
                 # store's current object may refuse a write
                 if not from_cache:
                     raise
-                from_cache = True
+                from_cache = False
         raise conflict(r.plural, r.group, name)
 
     @staticmethod
