@@ -7,6 +7,10 @@ StatusError to refuse. Upstream's equivalents:
   the namespaces default, kube-system and kube-public cannot be deleted.
 - ServiceIPs: allocate a ClusterIP from the service CIDR (headless `None` stays None), keep it
   on update.
+- DefaultStorageClass, StorageObjectInUseProtection: storage (see their classes).
+- DefaultTolerationSeconds: a new pod that does not already tolerate the not-ready and
+  unreachable NoExecute taints gets 300 s tolerations for them, so a node that goes silent
+  evicts its pods after five minutes, not at once.
 
 Plugins read cluster state from the watch cache (in-process, consistent after a sync).
 """
@@ -213,6 +217,37 @@ class StorageObjectInUseProtection(Plugin):
         if finalizer not in fins:
             fins.append(finalizer)
         md["finalizers"] = fins
+
+
+TAINT_NOT_READY = "node.kubernetes.io/not-ready"
+TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
+DEFAULT_TOLERATION_SECONDS = 300     # upstream --default-not-ready/unreachable-toleration-seconds
+
+
+class DefaultTolerationSeconds(Plugin):
+    def __init__(self, seconds: int = DEFAULT_TOLERATION_SECONDS):
+        self.seconds = seconds
+
+    def admit(self, a: Attributes) -> None:
+        r = a.resource
+        if (a.operation != "CREATE" or r.plural != "pods" or r.group != "" or a.subresource
+                or not isinstance(a.obj, dict)):
+            return
+        spec = a.obj.get("spec")
+        if not isinstance(spec, dict):
+            return
+        tolerations = spec.get("tolerations") or []
+        if not isinstance(tolerations, list):
+            return
+        added = []
+        for key in (TAINT_NOT_READY, TAINT_UNREACHABLE):
+            # an empty key (with Exists) or an empty effect tolerates it already
+            if not any(isinstance(t, dict) and t.get("key", "") in (key, "")
+                       and t.get("effect", "") in ("NoExecute", "") for t in tolerations):
+                added.append({"key": key, "operator": "Exists", "effect": "NoExecute",
+                              "tolerationSeconds": self.seconds})
+        if added:
+            spec["tolerations"] = list(tolerations) + added
 
 
 class Chain:

@@ -74,7 +74,7 @@ class APIServer:
         self.objects.admission = admission.Chain([
             admission.NamespaceLifecycle(self.objects), self.service_ips,
             admission.DefaultStorageClass(self.objects),
-            admission.StorageObjectInUseProtection()])
+            admission.StorageObjectInUseProtection(), admission.DefaultTolerationSeconds()])
         from . import patching
         patching.install(self.objects)
 
