@@ -146,9 +146,6 @@ CLAIM_CASES = [
                                         waiting_pods=("p1", "p2")),
      [P.Event("Normal", "WaitForPodScheduled", "waiting for pods p1,p2 to be scheduled"),
       P.ClaimPending("WaitForPodScheduled", "waiting for pods p1,p2 to be scheduled")]),
-    ("WFFC stand-in picks node", P.ClaimInputs(pvc(cls="standard"), storage_class=STD_WFFC,
-                                               chosen_node="n1"),
-     [P.SetSelectedNode("n1")]),
     ("WFFC selected: provision", P.ClaimInputs(
         pvc(cls="standard", ann={P.ANN_SELECTED_NODE: "n1"}), storage_class=STD_WFFC),
      [P.SetProvisioner("k1s.io/local"),

@@ -181,10 +181,6 @@ class BinderLogic:
                 new = P.with_spec(cur, storageClassName=a.storage_class)
                 cur = await self.api.write("claim", "spec", new)
                 self.api.enqueue_claim(P.claim_key(cur))
-            elif isinstance(a, P.SetSelectedNode):
-                cur = await self.api.write("claim", "spec", P.with_annotations(
-                    cur, {P.ANN_SELECTED_NODE: a.node}))
-                self.api.enqueue_claim(P.claim_key(cur))
             elif isinstance(a, P.SetProvisioner):
                 cur = await self.api.write("claim", "spec", P.with_annotations(
                     cur, {P.ANN_STORAGE_PROVISIONER: a.provisioner,

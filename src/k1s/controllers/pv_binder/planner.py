@@ -305,11 +305,6 @@ class SetClaimClass:
 
 
 @dataclass(frozen=True)
-class SetSelectedNode:
-    node: str
-
-
-@dataclass(frozen=True)
 class SetProvisioner:
     provisioner: str
 
@@ -362,7 +357,6 @@ class ClaimInputs:
     storage_class: dict | None = None   # the claim's effective class, when it exists
     default_class: str | None = None    # the newest default class, when one exists
     counts: MatchCounts | None = None   # why no volume matched (for the explanation)
-    chosen_node: str | None = None      # the interim selected-node stand-in's choice
     waiting_pods: tuple = ()            # unscheduled pods that use the claim
 
 
@@ -422,8 +416,6 @@ def _plan_unbound_claim(inp: ClaimInputs) -> list:
     delay = sc is not None and sc.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER
     ann = annotations(claim)
     if delay and not ann.get(ANN_SELECTED_NODE):
-        if inp.chosen_node:
-            return [SetSelectedNode(inp.chosen_node)]
         if inp.waiting_pods:
             pods = list(inp.waiting_pods)
             msg = (f"waiting for pod {pods[0]} to be scheduled" if len(pods) == 1
