@@ -88,7 +88,7 @@ class World:
     def classes(self):
         return []
 
-    def pods(self, namespace):
+    def pods_using(self, namespace, claim):
         return []
 
     def nodes(self):

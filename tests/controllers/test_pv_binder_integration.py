@@ -252,3 +252,30 @@ async def _wffc_selected_node_then_provisioner(client):
     assert ann[P.ANN_STORAGE_PROVISIONER] == "example.com/local"
     # no external provisioner answers here: the pod stays unbound, waiting for its volume
     assert not (await client.get(registry.core("pods"), "p", "default"))["spec"].get("nodeName")
+
+
+async def test_wffc_claim_names_the_pods_waiting_to_be_scheduled(client):
+    # no scheduler runs here: the claim's consumers stay unscheduled and the binder says so,
+    # naming only the pods that use this claim (found through its pod index)
+    await client.create(SC, {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                             "metadata": {"name": "wffc-wait"}, "provisioner": "example.com/x",
+                             "volumeBindingMode": "WaitForFirstConsumer"})
+    await client.create(PVC, claim("wanted", "1Gi", cls="wffc-wait"), "default")
+    await client.create(PVC, claim("other", "1Gi", cls="wffc-wait"), "default")
+
+    def user(name, claim_name):
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}],
+                         "volumes": [{"name": "d", "persistentVolumeClaim": {
+                             "claimName": claim_name}}]}}
+    for name, cl in (("u1", "wanted"), ("u2", "wanted"), ("x1", "other")):
+        await client.create(registry.core("pods"), user(name, cl), "default")
+
+    async def explained():
+        o = await client.get(PVC, "wanted", "default")
+        conds = [x for x in o["status"].get("conditions") or ()
+                 if x.get("reason") == "WaitForPodScheduled"]
+        return conds[0] if conds else None
+    cond = await eventually(explained)
+    assert cond["message"].startswith("waiting for pods u1,u2 to be scheduled")

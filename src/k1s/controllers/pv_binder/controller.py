@@ -53,6 +53,14 @@ EXPLAIN_GRACE = 1.0             # seconds a claim may go unmatched before its Pe
                                 # its volume binds within this time, and saves two writes
 
 
+POD_CLAIMS_INDEX = "pv-binder:claims"
+
+
+def _claim_keys_of_pod(pod: dict) -> list[str]:
+    ns = P.meta(pod).get("namespace") or "default"
+    return [f"{ns}/{c}" for c in claims_of_pod(pod)]
+
+
 class Conflict(Exception):
     """A write lost an optimistic-concurrency race (or its object is gone)."""
 
@@ -61,7 +69,7 @@ class BinderAPI(Protocol):
     def claim(self, key: str) -> dict | None: ...
     def storage_class(self, name: str) -> dict | None: ...
     def classes(self) -> list[dict]: ...
-    def pods(self, namespace: str) -> list[dict]: ...
+    def pods_using(self, namespace: str, claim: str) -> list[dict]: ...
     def nodes(self) -> list[dict]: ...
     async def live_claim(self, key: str) -> dict | None: ...
     async def write(self, kind: str, part: str, obj: dict) -> dict: ...
@@ -118,7 +126,8 @@ class BinderLogic:
                     inp.default_class = P.newest_default_class(self.api.classes())
                 inp.counts = self.index.counts(claim, node)
                 if delay and not selected:
-                    pods = self.api.pods(P.meta(claim).get("namespace") or "default")
+                    pods = self.api.pods_using(P.meta(claim).get("namespace") or "default",
+                                               P.meta(claim).get("name"))
                     # the scheduler picks the node and writes selected-node (its PreBind)
                     inp.waiting_pods = tuple(unscheduled_users(P.meta(claim).get("name"), pods))
                 else:
@@ -278,8 +287,10 @@ class _ClusterAPI:
     def classes(self) -> list[dict]:
         return self.binder.classes.list()
 
-    def pods(self, namespace: str) -> list[dict]:
-        return self.binder.pods.list(namespace)
+    def pods_using(self, namespace: str, claim: str) -> list[dict]:
+        # an index, not a scan: a StatefulSet of 1,000 claims would otherwise cost 1,000 pods
+        # per claim sync
+        return self.binder.pods.by_index(POD_CLAIMS_INDEX, f"{namespace}/{claim}")
 
     def nodes(self) -> list[dict]:
         return self.binder.nodes.list()
@@ -335,6 +346,7 @@ class PersistentVolumeBinder:
         self.claims = ctx.informers.informer(PVC)
         self.classes = ctx.informers.informer(SC)
         self.pods = ctx.informers.informer(POD)
+        self.pods.add_indexer(POD_CLAIMS_INDEX, _claim_keys_of_pod)
         self.nodes = ctx.informers.informer(NODE)
         self.api = _ClusterAPI(ctx, self)
         self.logic = BinderLogic(self.api, self.index, explain_grace=explain_grace)
