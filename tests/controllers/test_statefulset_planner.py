@@ -109,6 +109,17 @@ def test_ordered_ready_scale_down_waits_for_unhealthy_in_range_pod():
     assert ops_of(w.sync()) == []
 
 
+def test_ordered_ready_scale_down_waits_for_condemned_pod_to_be_available():
+    w = World(make_set(replicas=3, min_ready=30))
+    w.converge(20)
+    w.scale(2)
+    w.pods["web-2"]["status"]["conditions"][0]["lastTransitionTime"] = "2027-01-15T08:00:00Z"
+    plan = w.sync()                     # ready, not yet available: not deleted yet
+    assert ops_of(plan) == [] and plan.condemned[0].decision == P.WAIT
+    w.make_ready("web-2")
+    assert ops_of(w.sync()) == [("delete-pod", "web-2")]
+
+
 def test_min_ready_seconds_blocks_until_available():
     w = World(make_set(replicas=2, min_ready=30))
     w.sync()
