@@ -100,16 +100,16 @@ FILTER_CASES = [
      (F.ERR_AFFINITY,), True),
     ("Gt", mk_pod(affinity=required({"matchExpressions": [expr("gen", "Gt", "3")]})),
      mk_node(labels={"gen": "4"}), None, None),
-    ("untolerated taint", mk_pod(), mk_node(taints=[TAINT_DB]), (F.ERR_TAINT,), True),
+    ("untolerated taint", mk_pod(), mk_node(taints=[TAINT_DB]), (F.ERR_TAINT % ("dedicated", "db"),), True),
     ("tolerated taint", mk_pod(tolerations=[{"key": "dedicated", "value": "db"}]),
      mk_node(taints=[TAINT_DB]), None, None),
     ("wrong value", mk_pod(tolerations=[{"key": "dedicated", "value": "web"}]),
-     mk_node(taints=[TAINT_DB]), (F.ERR_TAINT,), True),
+     mk_node(taints=[TAINT_DB]), (F.ERR_TAINT % ("dedicated", "db"),), True),
     ("tolerate everything", mk_pod(tolerations=[{"operator": "Exists"}]),
      mk_node(taints=[TAINT_DB]), None, None),
     ("PreferNoSchedule does not filter", mk_pod(),
      mk_node(taints=[{"key": "k", "effect": "PreferNoSchedule"}]), None, None),
-    ("not ready implies a taint", mk_pod(), mk_node(ready="False"), (F.ERR_TAINT,), True),
+    ("not ready implies a taint", mk_pod(), mk_node(ready="False"), (F.ERR_TAINT % ("node.kubernetes.io/not-ready", ""),), True),
     ("not ready, tolerated", mk_pod(tolerations=[
         {"key": "node.kubernetes.io/not-ready", "operator": "Exists"}]),
      mk_node(ready="False"), None, None),
@@ -146,12 +146,12 @@ def test_resources_count_the_pods_already_there_and_ports():
 
 
 def test_message_histogram_sorted_as_strings():
-    rejects = {"a": F.Reject((F.ERR_TAINT,), True),
+    rejects = {"a": F.Reject((F.ERR_TAINT % ("dedicated", "db"),), True),
                "b": F.Reject(("Insufficient cpu",), False),
                "c": F.Reject(("Insufficient cpu", "Insufficient memory"), False)}
     assert M.fit_error(3, rejects=rejects) == (
-        "0/3 nodes are available: 1 Insufficient memory, 1 node(s) had untolerated taint(s), "
-        "2 Insufficient cpu. no new claims to deallocate, preemption: 0/3 nodes are available: "
+        "0/3 nodes are available: 1 Insufficient memory, 1 node(s) had untolerated taint "
+        "{dedicated: db}, 2 Insufficient cpu. preemption: 0/3 nodes are available: "
         "1 Preemption is not helpful for scheduling, "
         "2 No preemption victims found for incoming pod.")
     assert M.fit_error(2, prefilter="pod has unbound immediate PersistentVolumeClaims") == (

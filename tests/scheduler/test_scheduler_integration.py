@@ -139,7 +139,7 @@ async def test_node_selector_and_taints(client):
     assert cond["reason"] == "Unschedulable"
     assert cond["message"] == (
         "0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, "
-        "1 node(s) had untolerated taint(s). no new claims to deallocate, preemption: "
+        "1 node(s) had untolerated taint {dedicated: db}. preemption: "
         f"0/2 nodes are available: 2 {PREEMPT_NOT_HELPFUL}.")
 
     async def failed_event():
@@ -172,8 +172,9 @@ async def test_insufficient_cpu_and_unready_node(client):
     await client.create(POD, pod("big", cpu="600m"), "default")
     cond = await unschedulable(client, "big")
     assert cond["message"] == (
-        "0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 Insufficient cpu. "
-        "no new claims to deallocate, preemption: 0/3 nodes are available: "
+        "0/3 nodes are available: 1 node(s) had untolerated taint "
+        "{node.kubernetes.io/unreachable: }, 2 Insufficient cpu. "
+        "preemption: 0/3 nodes are available: "
         f"1 {PREEMPT_NOT_HELPFUL}, 2 No preemption victims found for incoming pod.")
     # freeing resources retries the pod
     await client.delete(POD, "a", "default", grace_period_seconds=0)
@@ -207,7 +208,7 @@ async def test_static_local_volume_pins_the_pod(client):
     cond = await unschedulable(client, "second")
     assert cond["message"] == (
         "0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) had volume node "
-        "affinity conflict. no new claims to deallocate, preemption: 0/3 nodes are "
+        "affinity conflict. preemption: 0/3 nodes are "
         f"available: 3 {PREEMPT_NOT_HELPFUL}.")
 
 
@@ -305,7 +306,7 @@ async def test_many_pods_at_once_never_overcommit(client):
     placed, waiting = await eventually(settled, timeout=20)
     assert sorted(placed) == ["a"] * 3 + ["b"] * 3
     assert {c["message"] for p in waiting for c in p["status"]["conditions"]} == {
-        "0/2 nodes are available: 2 Insufficient cpu. no new claims to deallocate, "
+        "0/2 nodes are available: 2 Insufficient cpu. "
         "preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod."}
 
 

@@ -17,8 +17,9 @@ from .model import CPU, EPHEMERAL, MEMORY, PODS, TAINT_UNSCHEDULABLE, NodeInfo, 
 ERR_UNSCHEDULABLE = "node(s) were unschedulable"
 ERR_NODE_NAME = "node(s) didn't match the requested node name"
 ERR_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
-# Upstream (since 1.33) no longer prints the taint's key and value here.
-ERR_TAINT = "node(s) had untolerated taint(s)"
+# v1.32's wording (k1s reports v1.32): the first untolerated taint's key and value. Upstream
+# dropped them from the message in later releases ("had untolerated taint(s)").
+ERR_TAINT = "node(s) had untolerated taint {%s: %s}"
 ERR_PORTS = "node(s) didn't have free ports for the requested pod ports"
 ERR_TOO_MANY_PODS = "Too many pods"
 ERR_NODE_NOT_FOUND = "node(s) not found"
@@ -107,7 +108,7 @@ def taint_toleration(pi: PodInfo, ni: NodeInfo) -> Reject | None:
     tols = spec(pi.pod).get("tolerations")
     for taint in ni.taints:
         if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tols, taint):
-            return Reject((ERR_TAINT,))
+            return Reject((ERR_TAINT % (taint.get("key", ""), taint.get("value", "")),))
     return None
 
 

@@ -8,7 +8,7 @@ FitError.Error() builds it:
 <why> is either the one PreFilter message (no counts: it applies to the pod, not to a node), or
 the histogram of per-node filter reasons, each "<count> <reason>", sorted as strings and joined
 with ", ". The post-filter part is what upstream's PostFilter plugins say when they could not
-help: dynamic resource allocation's "no new claims to deallocate" (only once filters ran) and
+help (as in v1.32's default profile, which runs no dynamic-resource-allocation PostFilter):
 preemption's own histogram, "Preemption is not helpful for scheduling" for nodes rejected as
 unresolvable and "No preemption victims found for incoming pod" for the others (k1s does not
 preempt; upstream answers that too when no lower-priority pod can be evicted).
@@ -29,7 +29,6 @@ EVENT_SCHEDULED = "Scheduled"
 NO_NODES = "no nodes available to schedule pods"
 NOT_HELPFUL = "Preemption is not helpful for scheduling"
 NO_VICTIMS = "No preemption victims found for incoming pod"
-DRA_NOTHING = "no new claims to deallocate"
 
 
 def histogram(items) -> str:
@@ -59,7 +58,9 @@ def fit_error(num_nodes: int, *, prefilter: str | None = None,
     reasons = [r for rej in rejects.values() for r in rej.reasons]
     if reasons:
         msg += f" {histogram(reasons)}."
-    return f"{msg} {DRA_NOTHING}, {_preemption(num_nodes, list(rejects.values()))}"
+    # v1.32 runs no DynamicResources PostFilter by default, so its "no new claims to
+    # deallocate, " does not appear before the preemption part (it does in later releases)
+    return f"{msg} {_preemption(num_nodes, list(rejects.values()))}"
 
 
 def scheduled(namespace: str, name: str, node: str) -> str:
