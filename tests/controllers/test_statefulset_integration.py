@@ -540,3 +540,19 @@ async def test_orphaned_pods_and_revisions_are_adopted_by_a_new_set(client, api_
         await wait_status(c, all_ready(2))
     assert {n: p["metadata"]["uid"] for n, p in (await pods(c)).items()} == before
     assert [r["metadata"]["name"] for r in (await c.list(CR, NS))["items"]] == cr_before
+
+
+async def test_min_ready_seconds_available_later_without_pod_events(client):
+    """A pod ready for less than minReadySeconds is ready but not available; the controller
+    requeues the set itself and reports it available once the time has passed."""
+    from datetime import datetime, timezone
+    c = client
+    await c.create(STS, web(1, minReadySeconds=5), NS)
+    await wait_pod(c, "web-0")
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    await c.patch(POD, "web-0", {"status": {"phase": "Running", "conditions": [
+        {"type": "Ready", "status": "True", "lastTransitionTime": now}]}},
+        NS, subresource="status")
+    s = await wait_status(c, lambda st, o: st.get("readyReplicas") == 1)
+    assert s["status"]["availableReplicas"] == 0
+    await wait_status(c, lambda st, o: st.get("availableReplicas") == 1)

@@ -384,6 +384,8 @@ STEP = st.one_of(
     st.tuples(st.just("gc")),
     st.tuples(st.just("scale"), st.integers(0, 6)),
     st.tuples(st.just("image"), st.sampled_from(["a", "b", "c"])),
+    st.tuples(st.just("retention"), st.sampled_from(["Retain", "Delete"]),
+              st.sampled_from(["Retain", "Delete"])),
 )
 
 
@@ -445,6 +447,9 @@ def run_steps(w: World, steps) -> None:
             w.scale(step[1])
         elif kind == "image":
             w.set_image(f"nginx:{step[1]}")
+        elif kind == "retention":
+            w.sts["spec"]["persistentVolumeClaimRetentionPolicy"] = {
+                "whenScaled": step[1], "whenDeleted": step[2]}
         check_world_invariants(w)
 
 
@@ -471,19 +476,20 @@ def check_converged(w: World) -> None:
         assert refs == ({"StatefulSet"} if when_deleted == "Delete" else set())
 
 
-@settings(max_examples=60)
+@settings(max_examples=150)
 @given(policy=st.sampled_from(["OrderedReady", "Parallel"]),
        scaled=st.sampled_from(["Retain", "Delete"]),
        deleted=st.sampled_from(["Retain", "Delete"]),
        start=st.sampled_from([None, 0, 3]),
        replicas=st.integers(0, 5),
+       strategy=st.sampled_from(["RollingUpdate", "OnDelete"]),
        fail_rate=st.sampled_from([0.0, 0.2]),
        seed=st.integers(0, 1000),
        steps=st.lists(STEP, max_size=40))
 def test_property_invariants_hold_and_set_converges(policy, scaled, deleted, start, replicas,
-                                                     fail_rate, seed, steps):
+                                                     strategy, fail_rate, seed, steps):
     w = World(make_set(replicas=replicas, policy=policy, start=start, when_scaled=scaled,
-                       when_deleted=deleted), fail_rate=fail_rate, seed=seed)
+                       when_deleted=deleted, strategy=strategy), fail_rate=fail_rate, seed=seed)
     run_steps(w, steps)
     check_converged(w)
 
