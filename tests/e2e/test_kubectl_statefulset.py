@@ -1,0 +1,428 @@
+"""The seed StatefulSet as a user of real kubectl sees it on `k1s up --simulated-nodes 3`.
+
+Identity (names, hostnames, labels, claims bound to the same volumes across pod deletion),
+OrderedReady creation and scale-down order, Parallel creation and start ordinals, the claim
+retention policy, the three delete cascades, the controller's and scheduler's events, a pod
+whose claim can never bind, and the API's refusals of invalid sets — each checked against
+upstream's behaviour (shared/spec/k8s-semantics.md §1, §4; kubectl-wire.md).
+"""
+
+from __future__ import annotations
+
+import json
+
+from e2e_util import lines, manifest, row, wait_until
+from sim_cluster import (apply, apply_seed, claims, kubectl, ns, parse_watch, pods,  # noqa: F401
+                         ready, rollout_status, seed_sts, sim_cluster, sts_obj, wait_pods_ready,
+                         wait_sts, watch_pods)
+
+
+def _added_order(events: list[dict], names: list[str], old: dict[str, str]) -> list[str]:
+    """Names in the order their new incarnation (uid not in `old`) was first seen."""
+    seen: list[str] = []
+    for e in events:
+        if e["name"] in names and e["uid"] != old.get(e["name"]) and e["name"] not in seen:
+            seen.append(e["name"])
+    return seen
+
+
+def _ready_before_added(events: list[dict], first: str, second: str,
+                        old: dict[str, str]) -> bool:
+    """Whether the new `first` was seen Ready before the new `second` appeared at all."""
+    first_ready = False
+    for e in events:
+        new = e["uid"] != old.get(e["name"])
+        if e["name"] == first and new and e["ready"]:
+            first_ready = True
+        if e["name"] == second and new and e["event"] in ("ADDED", "MODIFIED"):
+            return first_ready
+    return False
+
+
+def test_seed_pods_claims_and_identity(kubectl, ns):
+    apply_seed(kubectl, ns)
+    out = rollout_status(kubectl, ns)
+    assert out.returncode == 0, out.stdout + out.stderr
+    ps = wait_pods_ready(kubectl, ns, ["web-0", "web-1"])
+
+    table = kubectl.ok("get", "pods", "-n", ns, "-l", "app=nginx")
+    for name in ("web-0", "web-1"):
+        r = row(table, name)
+        assert (r["READY"], r["STATUS"]) == ("1/1", "Running"), table
+
+    def bound():
+        t = kubectl.ok("get", "pvc", "-n", ns, "-l", "app=nginx")
+        return t if all(row(t, f"www-web-{i}")["STATUS"] == "Bound" for i in (0, 1)) else None
+    table = wait_until(bound, timeout=20, interval=0.2)
+    assert table, kubectl.ok("get", "pvc", "-n", ns)
+    assert sorted(ln.split()[0] for ln in lines(table)[1:]) == ["www-web-0", "www-web-1"]
+    for i in (0, 1):
+        r = row(table, f"www-web-{i}")
+        assert (r["CAPACITY"], r["ACCESS MODES"], r["STORAGECLASS"]) == ("1Gi", "RWO", "standard")
+        assert r["VOLUME"].startswith("pvc-")
+
+    st = sts_obj(kubectl, ns)
+    for i in (0, 1):
+        p = ps[f"web-{i}"]
+        assert p["spec"]["hostname"] == f"web-{i}"
+        assert p["spec"]["subdomain"] == "nginx"
+        labels = p["metadata"]["labels"]
+        assert labels["app"] == "nginx"
+        assert labels["statefulset.kubernetes.io/pod-name"] == f"web-{i}"
+        assert labels["apps.kubernetes.io/pod-index"] == str(i)
+        assert labels["controller-revision-hash"] == st["status"]["updateRevision"]
+        assert labels["controller-revision-hash"].startswith("web-")
+        [ref] = p["metadata"]["ownerReferences"]
+        assert (ref["kind"], ref["name"], ref["uid"], ref["controller"],
+                ref["blockOwnerDeletion"]) == ("StatefulSet", "web", st["metadata"]["uid"],
+                                               True, True)
+        vols = {v["name"]: v for v in p["spec"]["volumes"]}
+        assert vols["www"]["persistentVolumeClaim"]["claimName"] == f"www-web-{i}"
+    # default Retain/Retain: the claims have no owners
+    for c in claims(kubectl, ns).values():
+        assert not c["metadata"].get("ownerReferences")
+
+    r = row(kubectl.ok("get", "sts", "web", "-n", ns), "web")
+    assert r["READY"] == "2/2"
+    wide = row(kubectl.ok("get", "sts", "web", "-n", ns, "-o", "wide"), "web")
+    assert (wide["CONTAINERS"], wide["IMAGES"]) == ("nginx", "nginx:1.9.1")
+
+
+def test_describe_shows_controller_and_scheduler_events(kubectl, ns):
+    apply_seed(kubectl, ns)
+    assert rollout_status(kubectl, ns).returncode == 0
+    want = [
+        "create Claim www-web-0 Pod web-0 in StatefulSet web success",
+        "create Pod web-0 in StatefulSet web successful",
+        "create Claim www-web-1 Pod web-1 in StatefulSet web success",
+        "create Pod web-1 in StatefulSet web successful",
+    ]
+
+    def described():
+        out = kubectl.ok("describe", "sts", "web", "-n", ns)
+        return out if all(w in out for w in want) else None
+    out = wait_until(described, timeout=15, interval=0.3)
+    assert out, kubectl.ok("describe", "sts", "web", "-n", ns)
+    ev = [ln for ln in out.splitlines() if "SuccessfulCreate" in ln]
+    assert all("Normal" in ln and "statefulset-controller" in ln for ln in ev), out
+    # claims are created before their pod
+    text = "\n".join(ev)
+    assert text.index(want[0]) < text.index(want[1]) < text.index(want[3])
+
+    node = pods(kubectl, ns)["web-0"]["spec"]["nodeName"]
+    assert node.startswith("k1s-sim-")
+    msg = f"Successfully assigned {ns}/web-0 to {node}"
+
+    def pod_described():
+        o = kubectl.ok("describe", "pod", "web-0", "-n", ns)
+        return o if msg in o else None
+    out = wait_until(pod_described, timeout=15, interval=0.3)
+    assert out, kubectl.ok("describe", "pod", "web-0", "-n", ns)
+    [ln] = [ln for ln in out.splitlines() if msg in ln]
+    assert "Normal" in ln and "Scheduled" in ln and "default-scheduler" in ln
+
+
+def test_deleted_pods_come_back_with_same_names_and_claims(kubectl, ns):
+    apply_seed(kubectl, ns)
+    assert rollout_status(kubectl, ns).returncode == 0
+    before = wait_pods_ready(kubectl, ns, ["web-0", "web-1"])
+    old_uids = {n: p["metadata"]["uid"] for n, p in before.items()}
+    cl = wait_until(lambda: (lambda c: c if all(x.get("spec", {}).get("volumeName")
+                                               for x in c.values()) else None)(claims(kubectl, ns)),
+                    timeout=20, interval=0.2)
+    assert cl and sorted(cl) == ["www-web-0", "www-web-1"]
+    claim_ids = {n: (c["metadata"]["uid"], c["spec"]["volumeName"]) for n, c in cl.items()}
+
+    w = watch_pods(kubectl, ns)
+    try:
+        assert w.read_until(lambda ln: ln.startswith("ADDED|web-1"), timeout=15)
+        out = kubectl.ok("delete", "pod", "-n", ns, "-l", "app=nginx")
+        assert 'pod "web-0" deleted' in out and 'pod "web-1" deleted' in out
+        after = wait_pods_ready(kubectl, ns, ["web-0", "web-1"], not_uids=old_uids)
+        # let the watch catch up with what the list showed
+        w.read_until(lambda ln: False, timeout=1.0)
+    finally:
+        text, _ = w.stop()
+    for n in ("web-0", "web-1"):
+        assert after[n]["metadata"]["uid"] != old_uids[n]
+        vols = {v["name"]: v for v in after[n]["spec"]["volumes"]}
+        assert vols["www"]["persistentVolumeClaim"]["claimName"] == f"www-{n}"
+    cl2 = claims(kubectl, ns)
+    assert {n: (c["metadata"]["uid"], c["spec"]["volumeName"]) for n, c in cl2.items()} \
+        == claim_ids
+    events = parse_watch(text)
+    # OrderedReady: the new web-0 is created, and Ready, before the new web-1 exists
+    assert _added_order(events, ["web-0", "web-1"], old_uids) == ["web-0", "web-1"], text
+    assert _ready_before_added(events, "web-0", "web-1", old_uids), text
+
+
+def test_scale_up_in_order_down_from_highest_claims_retained(kubectl, ns):
+    apply_seed(kubectl, ns)
+    assert rollout_status(kubectl, ns).returncode == 0
+    first = wait_pods_ready(kubectl, ns, ["web-0", "web-1"])
+    old = {n: p["metadata"]["uid"] for n, p in first.items()}
+
+    w = watch_pods(kubectl, ns)
+    try:
+        assert w.read_until(lambda ln: ln.startswith("ADDED|web-1"), timeout=15)
+        assert kubectl.ok("scale", "sts", "web", "-n", ns, "--replicas=4").strip() == \
+            "statefulset.apps/web scaled"
+        wait_pods_ready(kubectl, ns, [f"web-{i}" for i in range(4)])
+        claims4 = wait_until(lambda: (lambda c: c if len(c) == 4 else None)(claims(kubectl, ns)),
+                             timeout=10, interval=0.2)
+        assert claims4, kubectl.ok("get", "pvc", "-n", ns)
+        ids = {n: c["metadata"]["uid"] for n, c in claims4.items()}
+
+        assert kubectl.ok("scale", "sts", "web", "-n", ns, "--replicas=1").strip() == \
+            "statefulset.apps/web scaled"
+        wait_pods_ready(kubectl, ns, ["web-0"])
+        w.read_until(lambda ln: ln.startswith("DELETED|web-1"), timeout=10)
+    finally:
+        text, _ = w.stop()
+    events = parse_watch(text)
+    assert _added_order(events, ["web-2", "web-3"], old) == ["web-2", "web-3"], text
+    assert _ready_before_added(events, "web-2", "web-3", old), text
+    deleted = [e["name"] for e in events if e["event"] == "DELETED"]
+    assert deleted == ["web-3", "web-2", "web-1"], text
+    # OrderedReady scale-down waits for each pod to be gone before deleting the next
+    first_del = {}
+    for i, e in enumerate(events):
+        if e["deleting"] and e["name"] not in first_del:
+            first_del[e["name"]] = i
+    gone = {e["name"]: i for i, e in enumerate(events) if e["event"] == "DELETED"}
+    assert gone["web-3"] < first_del["web-2"] and gone["web-2"] < first_del["web-1"], text
+
+    # default whenScaled=Retain: every claim stays, and scale-up reuses them
+    assert {n: c["metadata"]["uid"] for n, c in claims(kubectl, ns).items()} == ids
+    kubectl.ok("scale", "sts", "web", "-n", ns, "--replicas=3")
+    ps = wait_pods_ready(kubectl, ns, ["web-0", "web-1", "web-2"])
+    assert {n: c["metadata"]["uid"] for n, c in claims(kubectl, ns).items()} == ids
+    for n in ("web-1", "web-2"):
+        vols = {v["name"]: v for v in ps[n]["spec"]["volumes"]}
+        assert vols["www"]["persistentVolumeClaim"]["claimName"] == f"www-{n}"
+    assert row(kubectl.ok("get", "sts", "web", "-n", ns), "web")["READY"] == "3/3"
+
+
+def test_parallel_with_start_ordinal(kubectl, ns):
+    # web-5's claim is made first, on a class that does not exist: web-5 can never run.
+    # Parallel must create web-6 anyway (OrderedReady would wait for web-5 forever).
+    kubectl.ok("apply", "-n", ns, "-f", manifest("sts-stuck-claim-web-5.yaml"))
+    sts = seed_sts(replicas=2, podManagementPolicy="Parallel", ordinals={"start": 5})
+    apply_seed(kubectl, ns, sts)
+
+    def running6():
+        ps = pods(kubectl, ns)
+        return ps if "web-6" in ps and ready(ps["web-6"]) and "web-5" in ps else None
+    ps = wait_until(running6, timeout=30, interval=0.2)
+    assert ps, kubectl.ok("get", "pods", "-n", ns) + kubectl.ok("get", "events", "-n", ns)
+    assert sorted(ps) == ["web-5", "web-6"]
+    assert ps["web-5"]["status"]["phase"] == "Pending"
+    assert ps["web-6"]["metadata"]["labels"]["apps.kubernetes.io/pod-index"] == "6"
+    assert ps["web-6"]["spec"]["hostname"] == "web-6"
+    cl = claims(kubectl, ns)
+    assert sorted(cl) == ["www-web-5", "www-web-6"]
+    assert cl["www-web-5"]["spec"]["storageClassName"] == "e2e-no-such-class"
+    r = row(kubectl.ok("get", "sts", "web", "-n", ns), "web")
+    assert r["READY"] == "1/2"
+
+    # fix web-5's claim: the set fills up, still without any web-0
+    kubectl.ok("delete", "pvc", "www-web-5", "-n", ns, "--wait=false")
+    kubectl.ok("delete", "pod", "web-5", "-n", ns)
+    wait_pods_ready(kubectl, ns, ["web-5", "web-6"])
+    assert sorted(claims(kubectl, ns)) == ["www-web-5", "www-web-6"]
+
+
+def test_retention_policy_delete_when_scaled_and_deleted(kubectl, ns):
+    sts = seed_sts(replicas=3, persistentVolumeClaimRetentionPolicy={
+        "whenScaled": "Delete", "whenDeleted": "Delete"})
+    apply_seed(kubectl, ns, sts)
+    assert rollout_status(kubectl, ns).returncode == 0
+    wait_pods_ready(kubectl, ns, ["web-0", "web-1", "web-2"])
+    uid = sts_obj(kubectl, ns)["metadata"]["uid"]
+
+    def owned():
+        cl = claims(kubectl, ns)
+        ok = len(cl) == 3 and all(
+            [r["uid"] for r in c["metadata"].get("ownerReferences", [])] == [uid]
+            for c in cl.values())
+        return cl if ok else None
+    assert wait_until(owned, timeout=15, interval=0.2), json.dumps(
+        {n: c["metadata"].get("ownerReferences") for n, c in claims(kubectl, ns).items()})
+
+    kubectl.ok("scale", "sts", "web", "-n", ns, "--replicas=2")
+    wait_pods_ready(kubectl, ns, ["web-0", "web-1"])
+    gone = wait_until(lambda: sorted(claims(kubectl, ns)) == ["www-web-0", "www-web-1"],
+                      timeout=20, interval=0.2)
+    assert gone, kubectl.ok("get", "pvc", "-n", ns)
+
+    kubectl.ok("delete", "sts", "web", "-n", ns)
+    assert wait_until(lambda: not claims(kubectl, ns) and not pods(kubectl, ns),
+                      timeout=30, interval=0.2), kubectl.ok("get", "pods,pvc", "-n", ns)
+
+
+def test_retention_policy_retain_keeps_claims_on_delete(kubectl, ns):
+    apply_seed(kubectl, ns, seed_sts(replicas=2))
+    assert rollout_status(kubectl, ns).returncode == 0
+    ids = {n: c["metadata"]["uid"] for n, c in wait_until(
+        lambda: (lambda c: c if len(c) == 2 else None)(claims(kubectl, ns)),
+        timeout=10, interval=0.2).items()}
+    out = kubectl.ok("delete", "sts", "web", "-n", ns)
+    assert out.strip() == f'statefulset.apps "web" deleted from {ns} namespace'
+    assert wait_until(lambda: not pods(kubectl, ns), timeout=30, interval=0.2)
+    # the GC removes the revisions too; the claims and the Service stay
+    assert wait_until(lambda: not kubectl.json("get", "controllerrevisions", "-n", ns)["items"],
+                      timeout=20, interval=0.2)
+    assert {n: c["metadata"]["uid"] for n, c in claims(kubectl, ns).items()} == ids
+    kubectl.ok("get", "svc", "nginx", "-n", ns)
+
+    # a new set of the same name finds its claims again
+    apply_seed(kubectl, ns, seed_sts(replicas=2))
+    assert rollout_status(kubectl, ns).returncode == 0
+    wait_pods_ready(kubectl, ns, ["web-0", "web-1"])
+    assert {n: c["metadata"]["uid"] for n, c in claims(kubectl, ns).items()} == ids
+
+
+def test_delete_cascade_orphan_then_adopted(kubectl, ns):
+    apply_seed(kubectl, ns)
+    assert rollout_status(kubectl, ns).returncode == 0
+    before = wait_pods_ready(kubectl, ns, ["web-0", "web-1"])
+    uids = {n: p["metadata"]["uid"] for n, p in before.items()}
+
+    kubectl.ok("delete", "sts", "web", "-n", ns, "--cascade=orphan")
+    assert kubectl("get", "sts", "web", "-n", ns).returncode == 1
+
+    def orphaned():
+        ps = pods(kubectl, ns)
+        return ps if sorted(ps) == ["web-0", "web-1"] and all(
+            not p["metadata"].get("ownerReferences") for p in ps.values()) else None
+    ps = wait_until(orphaned, timeout=20, interval=0.2)
+    assert ps, json.dumps({n: p["metadata"].get("ownerReferences")
+                           for n, p in pods(kubectl, ns).items()})
+    assert {n: p["metadata"]["uid"] for n, p in ps.items()} == uids
+    assert all(ready(p) for p in ps.values())
+    crs = kubectl.json("get", "controllerrevisions", "-n", ns)["items"]
+    assert crs and all(not c["metadata"].get("ownerReferences") for c in crs)
+
+    # a new set with the same name and selector adopts the running pods instead of replacing
+    apply_seed(kubectl, ns)
+    new_uid = sts_obj(kubectl, ns)["metadata"]["uid"]
+
+    def adopted():
+        ps = pods(kubectl, ns)
+        return ps if sorted(ps) == ["web-0", "web-1"] and all(
+            [r["uid"] for r in p["metadata"].get("ownerReferences", [])] == [new_uid]
+            for p in ps.values()) else None
+    ps = wait_until(adopted, timeout=20, interval=0.2)
+    assert ps, json.dumps({n: p["metadata"].get("ownerReferences")
+                           for n, p in pods(kubectl, ns).items()})
+    assert {n: p["metadata"]["uid"] for n, p in ps.items()} == uids
+    wait_sts(kubectl, ns, lambda o: o["status"].get("readyReplicas") == 2)
+
+
+def test_delete_cascade_foreground_waits_for_pods(kubectl, ns):
+    apply_seed(kubectl, ns)
+    assert rollout_status(kubectl, ns).returncode == 0
+    wait_pods_ready(kubectl, ns, ["web-0", "web-1"])
+    # a finalizer of our own holds web-1 so the foreground deletion has to wait for it
+    kubectl.ok("patch", "pod", "web-1", "-n", ns, "--type=merge",
+               "-p", '{"metadata":{"finalizers":["e2e.k1s.io/hold"]}}')
+    try:
+        kubectl.ok("delete", "sts", "web", "-n", ns, "--cascade=foreground", "--wait=false")
+
+        def web0_gone_web1_terminating():
+            ps = pods(kubectl, ns)
+            return ps if list(ps) == ["web-1"] and ps["web-1"]["metadata"].get(
+                "deletionTimestamp") else None
+        assert wait_until(web0_gone_web1_terminating, timeout=30, interval=0.2), \
+            kubectl.ok("get", "pods", "-n", ns)
+        o = sts_obj(kubectl, ns)
+        assert o["metadata"].get("deletionTimestamp")
+        assert "foregroundDeletion" in o["metadata"].get("finalizers", [])
+        # while the set is being deleted the controller does not bring web-0 back
+        assert "web-0" not in pods(kubectl, ns)
+    finally:
+        kubectl("patch", "pod", "web-1", "-n", ns, "--type=merge",
+                "-p", '{"metadata":{"finalizers":null}}')
+    w = kubectl("wait", "--for=delete", "sts/web", "-n", ns, "--timeout=30s", timeout=60)
+    assert w.returncode == 0 or "not found" in w.stderr, w.stdout + w.stderr
+    assert wait_until(lambda: not pods(kubectl, ns), timeout=20, interval=0.2)
+
+
+def test_delete_cascade_background_removes_pods(kubectl, ns):
+    apply_seed(kubectl, ns)
+    assert rollout_status(kubectl, ns).returncode == 0
+    wait_pods_ready(kubectl, ns, ["web-0", "web-1"])
+    out = kubectl.ok("delete", "sts", "web", "-n", ns, "--cascade=background")
+    assert out.strip() == f'statefulset.apps "web" deleted from {ns} namespace'
+    assert kubectl("get", "sts", "web", "-n", ns).returncode == 1
+    assert wait_until(lambda: not pods(kubectl, ns), timeout=30, interval=0.2), \
+        kubectl.ok("get", "pods", "-n", ns)
+    assert sorted(claims(kubectl, ns)) == ["www-web-0", "www-web-1"]
+
+
+def test_unsatisfiable_claim_leaves_pod_pending_with_reason(kubectl, ns):
+    kubectl.ok("apply", "-n", ns, "-f", manifest("sts-missing-class.yaml"))
+
+    def failed():
+        ev = kubectl.json("get", "events", "-n", ns,
+                          "--field-selector", "involvedObject.name=web-0")["items"]
+        return [e for e in ev if e["reason"] == "FailedScheduling"] or None
+    ev = wait_until(failed, timeout=30, interval=0.3)
+    assert ev, kubectl.ok("get", "events", "-n", ns)
+    assert ev[0]["type"] == "Warning"
+    assert ev[0]["message"].startswith(
+        "0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims.")
+
+    ps = pods(kubectl, ns)
+    assert list(ps) == ["web-0"]          # OrderedReady: web-1 waits for web-0
+    assert ps["web-0"]["status"]["phase"] == "Pending"
+    assert not ps["web-0"]["spec"].get("nodeName")
+    r = row(kubectl.ok("get", "pods", "-n", ns), "web-0")
+    assert (r["READY"], r["STATUS"]) == ("0/1", "Pending")
+    out = kubectl.ok("describe", "pod", "web-0", "-n", ns)
+    assert "FailedScheduling" in out and "pod has unbound immediate PersistentVolumeClaims" in out
+    r = row(kubectl.ok("get", "pvc", "-n", ns), "www-web-0")
+    assert (r["STATUS"], r["STORAGECLASS"]) == ("Pending", "e2e-no-such-class")
+    # the claim says why it stays Pending
+    why = 'storageclass.storage.k8s.io "e2e-no-such-class" not found'
+    out = wait_until(lambda: (lambda o: o if why in o else None)(
+        kubectl.ok("describe", "pvc", "www-web-0", "-n", ns)), timeout=30, interval=0.5)
+    assert out, kubectl.ok("describe", "pvc", "www-web-0", "-n", ns)
+    assert "ProvisioningFailed" in out
+    assert row(kubectl.ok("get", "sts", "web", "-n", ns), "web")["READY"] == "0/2"
+
+
+def test_invalid_selector_refused_with_upstream_text(kubectl, ns):
+    p = kubectl("apply", "-n", ns, "-f", manifest("sts-bad-selector.yaml"))
+    assert p.returncode == 1
+    assert p.stderr.strip() == (
+        'The StatefulSet "bad" is invalid: spec.template.metadata.labels: Invalid value: '
+        '{"app":"other"}: `selector` does not match template `labels`')
+    assert kubectl("get", "sts", "bad", "-n", ns).returncode == 1
+
+
+FORBIDDEN = ("spec: Forbidden: updates to statefulset spec for fields other than 'replicas', "
+             "'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', "
+             "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden")
+
+
+def test_immutable_fields_refused_with_upstream_text(kubectl, ns):
+    apply_seed(kubectl, ns, seed_sts(replicas=1))
+    changed = seed_sts(replicas=1, serviceName="other")
+    p = kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(changed))
+    assert p.returncode == 1
+    assert 'The StatefulSet "web" is invalid: ' + FORBIDDEN in p.stderr, p.stderr
+
+    bigger = seed_sts(replicas=1)
+    bigger["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] = "2Gi"
+    p = kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(bigger))
+    assert p.returncode == 1
+    assert FORBIDDEN in p.stderr, p.stderr
+
+    p = kubectl("patch", "sts", "web", "-n", ns, "--type=merge",
+                "-p", '{"spec":{"podManagementPolicy":"Parallel"}}')
+    assert p.returncode == 1
+    assert p.stderr.strip() == 'The StatefulSet "web" is invalid: ' + FORBIDDEN
+    o = sts_obj(kubectl, ns)
+    assert (o["spec"]["serviceName"], o["spec"]["podManagementPolicy"]) == \
+        ("nginx", "OrderedReady")
