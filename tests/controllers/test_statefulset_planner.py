@@ -22,7 +22,7 @@ def ops_of(plan):
     return [(op.kind, meta(op.obj)["name"]) for op in plan.ops()]
 
 
-# -- identity ---------------------------------------------------------------------------------------
+# -- identity --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name,want", [
     ("web-0", ("web", 0)), ("web-12", ("web", 12)), ("my-web-3", ("my-web", 3)),
@@ -157,7 +157,7 @@ def test_parallel_unhealthy_pod_does_not_block_others():
     assert ops == [("delete-pod", "web-1")]
 
 
-# -- start ordinal ------------------------------------------------------------------------------------
+# -- start ordinal ---------------------------------------------------------------------------------
 
 def test_start_ordinal_names_and_condemns_below_start():
     w = World(make_set(replicas=2, start=5))
@@ -168,7 +168,7 @@ def test_start_ordinal_names_and_condemns_below_start():
     assert sorted(w.pods) == ["web-6", "web-7"]
 
 
-# -- updates ------------------------------------------------------------------------------------------
+# -- updates ---------------------------------------------------------------------------------------
 
 def test_rolling_update_highest_first_honours_partition():
     w = World(make_set(replicas=3, partition=1))
@@ -257,7 +257,7 @@ def test_set_being_deleted_only_writes_status():
     assert plan.batches == [] and plan.status.replicas == 1
 
 
-# -- revisions ----------------------------------------------------------------------------------------
+# -- revisions -------------------------------------------------------------------------------------
 
 def test_revision_data_hash_and_name():
     sts = make_set()
@@ -287,7 +287,7 @@ def test_history_keeps_live_and_limit():
     assert RV.history_to_delete(revs, pods, "r5", "r6", -1) == []
 
 
-# -- status -------------------------------------------------------------------------------------------
+# -- status ----------------------------------------------------------------------------------------
 
 def test_status_counts_terminating_and_condemned():
     w = World(make_set(replicas=3, policy="Parallel"))

@@ -336,7 +336,7 @@ class StatefulSetController:
             raise errors[0]
         return plan
 
-    # -- ownership ------------------------------------------------------------------------------------
+    # -- ownership ---------------------------------------------------------------------------------
 
     async def _can_adopt(self, sts: dict) -> bool:
         """Upstream RecheckDeletionTimestamp: an uncached read of the set."""
@@ -407,7 +407,7 @@ class StatefulSetController:
                     raise g
         return owned
 
-    # -- revisions ------------------------------------------------------------------------------------
+    # -- revisions ---------------------------------------------------------------------------------
 
     async def _settle_update_revision(self, key: str, sts: dict,
                                       choice: RV.RevisionChoice) -> tuple[dict, int]:
@@ -445,7 +445,7 @@ class StatefulSetController:
                 if not e.is_not_found():
                     raise
 
-    # -- acting on the plan ---------------------------------------------------------------------------
+    # -- acting on the plan ------------------------------------------------------------------------
 
     async def _gather(self, coros: list) -> list:
         async def bounded(c):
@@ -558,7 +558,7 @@ class StatefulSetController:
         else:
             raise ValueError(f"unknown op {op.kind}")
 
-    # -- status ----------------------------------------------------------------------------------------
+    # -- status ------------------------------------------------------------------------------------
 
     async def _write_status(self, key: str, sts: dict, st: ST.Status) -> None:
         stored = sts.get("status") or {}

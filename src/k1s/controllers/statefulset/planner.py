@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 
 from . import podstate as S
 from . import retention as R
-from .identity import (claim_names, in_range, is_member_of, meta, new_claims, new_pod,
-                       ordinal_of, pod_name, replicas_of, revision_of, set_identity,
-                       set_storage, spec, start_ordinal, end_ordinal, identity_matches,
-                       storage_matches, controller_of)
+from .identity import (claim_names, controller_of, end_ordinal, identity_matches,
+                       is_member_of, meta, new_claims, new_pod, ordinal_of, replicas_of,
+                       revision_of, set_identity, set_storage, spec, start_ordinal,
+                       storage_matches)
 from .status import Status, count
 
 MAX_BATCH = 500                 # upstream MaxBatchSize: writes in flight for one Parallel batch
@@ -94,7 +94,7 @@ class Plan:
         return [op for batch in self.batches for w in batch for op in w.ops]
 
 
-# -- pod ownership (upstream ControllerRefManager.ClaimPods) -----------------------------------------
+# -- pod ownership (upstream ControllerRefManager.ClaimPods) ---------------------------------------
 
 @dataclass
 class Claimed:
@@ -133,7 +133,7 @@ def claim_pods(sts: dict, candidates: list[dict], selector) -> Claimed:
     return out
 
 
-# -- helpers -----------------------------------------------------------------------------------------
+# -- helpers ---------------------------------------------------------------------------------------
 
 def _strategy(sts: dict) -> dict:
     return spec(sts).get("updateStrategy") or {}
@@ -241,7 +241,7 @@ def _slow_start(works: list[Work | None]) -> list[list[Work]]:
     return batches
 
 
-# -- the sync ----------------------------------------------------------------------------------------
+# -- the sync --------------------------------------------------------------------------------------
 
 def _process_slot(obs: Observed, ordinal: int, pod: dict | None, monotonic: bool
                   ) -> tuple[Slot, Work | None, bool]:
@@ -439,11 +439,3 @@ def rolling_update_targets(obs: Observed, view: list[dict]) -> list[dict]:
             targets.append(p)
             left -= 1
     return targets
-
-
-def pod_names_in_range(sts: dict) -> list[str]:
-    return [pod_name(sts, o) for o in range(start_ordinal(sts), end_ordinal(sts))]
-
-
-__all__ = ["plan", "claim_pods", "Observed", "Plan", "Slot", "Work", "Op", "placeholder",
-           "max_unavailable", "rolling_update_targets", "in_range", "pod_names_in_range"]
