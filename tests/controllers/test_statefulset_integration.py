@@ -555,3 +555,22 @@ async def test_min_ready_seconds_available_later_without_pod_events(client):
     s = await wait_status(c, lambda st, o: st.get("readyReplicas") == 1)
     assert s["status"]["availableReplicas"] == 0
     await wait_status(c, lambda st, o: st.get("availableReplicas") == 1)
+
+
+async def test_invalid_claim_template_reports_failed_create(client):
+    """The API does not validate claim templates deeply; the claim's own validation error
+    surfaces as FailedCreate events on the set, and no pod is created without its claim."""
+    c = client
+    s = web(1)
+    s["spec"]["volumeClaimTemplates"][0]["spec"]["resources"] = {}
+    await c.create(STS, s, NS)
+
+    async def failed():
+        ev = [m for r, m in await events(c) if r == "FailedCreate"]
+        return ev if len(ev) >= 2 else None
+    ev = await eventually(failed, TIMEOUT)
+    assert any(m.startswith("create Claim www-web-0 for Pod web-0 in StatefulSet web failed "
+                            "error: ") for m in ev)
+    assert any(m.startswith("create Pod web-0 in StatefulSet web failed error: failed to "
+                            "create PVC www-web-0: ") for m in ev)
+    assert not await pods(c) and not await claims(c)
