@@ -426,3 +426,33 @@ def test_immutable_fields_refused_with_upstream_text(kubectl, ns):
     o = sts_obj(kubectl, ns)
     assert (o["spec"]["serviceName"], o["spec"]["podManagementPolicy"]) == \
         ("nginx", "OrderedReady")
+
+
+def test_parallel_set_spreads_and_pods_follow_their_local_volumes(kubectl, ns):
+    # the default class is WaitForFirstConsumer on node-local volumes: each claim is provisioned
+    # on the node its first pod was scheduled to, and a recreated pod must go back there
+    names = [f"web-{i}" for i in range(9)]
+    apply_seed(kubectl, ns, seed_sts(replicas=9, podManagementPolicy="Parallel"))
+    ps = wait_pods_ready(kubectl, ns, names)
+    assert {p["spec"]["nodeName"] for p in ps.values()} == {"k1s-sim-0", "k1s-sim-1",
+                                                            "k1s-sim-2"}
+    cl = wait_until(lambda: (lambda c: c if len(c) == 9 and all(
+        x["status"].get("phase") == "Bound" for x in c.values()) else None)(claims(kubectl, ns)),
+        timeout=20, interval=0.2)
+    assert cl, kubectl.ok("get", "pvc", "-n", ns)
+    where = {}
+    for n, p in ps.items():
+        c = cl[f"www-{n}"]
+        node = p["spec"]["nodeName"]
+        assert c["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == node
+        pv = kubectl.json("get", "pv", c["spec"]["volumeName"])
+        terms = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+        assert [e["values"] for t in terms for e in t["matchExpressions"]] == [[node]]
+        where[n] = node
+
+    old = {n: p["metadata"]["uid"] for n, p in ps.items()}
+    kubectl.ok("delete", "pod", "-n", ns, "-l", "app=nginx", "--wait=false")
+    ps = wait_pods_ready(kubectl, ns, names, not_uids=old, timeout=60)
+    assert {n: p["spec"]["nodeName"] for n, p in ps.items()} == where
+    assert {n: c["metadata"]["uid"] for n, c in claims(kubectl, ns).items()} == \
+        {n: c["metadata"]["uid"] for n, c in cl.items()}

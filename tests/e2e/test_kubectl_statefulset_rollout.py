@@ -188,3 +188,36 @@ def test_on_delete_updates_only_deleted_pods(kubectl, ns):
     assert revision_hash(ps["web-2"]) == rev2
     assert wait_until(lambda: sts_obj(kubectl, ns)["status"].get("updatedReplicas") == 2,
                       timeout=15, interval=0.2)
+
+
+def test_max_unavailable_updates_several_pods_at_once(kubectl, ns):
+    # maxUnavailable is on by default from 1.37: up to 3 pods of the old revision go at once
+    names = [f"web-{i}" for i in range(6)]
+    sts = seed_sts(replicas=6, podManagementPolicy="Parallel",
+                   updateStrategy={"type": "RollingUpdate",
+                                   "rollingUpdate": {"maxUnavailable": 3}})
+    apply_seed(kubectl, ns, sts)
+    _complete(kubectl, ns, 6)
+    first = wait_pods_ready(kubectl, ns, names)
+    assert sts_obj(kubectl, ns)["spec"]["updateStrategy"]["rollingUpdate"] == \
+        {"maxUnavailable": 3, "partition": 0}
+    old = {n: p["metadata"]["uid"] for n, p in first.items()}
+
+    w = watch_pods(kubectl, ns)
+    try:
+        assert w.read_until(lambda ln: ln.startswith("ADDED|web-5"), timeout=15)
+        kubectl.ok("set", "image", "sts/web", "nginx=nginx:1.26", "-n", ns)
+        _complete(kubectl, ns, 6)
+        after = wait_pods_ready(kubectl, ns, names, not_uids=old)
+        w.read_until(lambda ln: False, timeout=1.0)
+    finally:
+        text, _ = w.stop()
+    rev = sts_obj(kubectl, ns)["status"]["updateRevision"]
+    assert all(revision_hash(p) == rev and image(p) == "nginx:1.26" for p in after.values())
+    events = parse_watch(text)
+    first_new_ready = next(i for i, e in enumerate(events)
+                           if e["uid"] != old.get(e["name"]) and e["ready"])
+    deleting_before = {e["name"] for e in events[:first_new_ready]
+                       if e["deleting"] and e["uid"] == old.get(e["name"])}
+    # the three highest ordinals are taken down together, before any replacement is Ready
+    assert deleting_before == {"web-5", "web-4", "web-3"}, text
