@@ -53,24 +53,43 @@ def _strategy(spec: dict, path: str) -> Errs:
     return errs
 
 
+class _StringerInvalid(E.FieldError):
+    """Invalid with the value printed unquoted: Go prints an IntOrString through String()."""
+
+    def body(self) -> str:
+        return f"{self.kind[1]}: {self.value}: {self.detail}"
+
+
+def _atoi(v: str) -> int:
+    try:
+        return int(v)
+    except ValueError:
+        return 0
+
+
 def _max_unavailable(mu: Any, path: str) -> Errs:
+    """Upstream validateRollingUpdateStatefulSet: ValidatePositiveIntOrPercent, then
+    "cannot be 0" (IntValue of a non-percent string is its Atoi, so "abc" gets both), then
+    IsNotMoreThan100Percent."""
+    errs: Errs = []
     if isinstance(mu, str):
-        msgs = F.regex_error("a valid percent string must be a numeric string followed by an "
-                             "ending '%'", "[0-9]+%", "1%", "93%")
-        if not mu.endswith("%") or not mu[:-1].isdigit():
-            return [E.invalid(path, mu, msgs)]
-        v = int(mu[:-1])
-        if v > 100:
-            return [E.invalid(path, mu, "must not be greater than 100%")]
-        if v == 0:
-            return [E.invalid(path, mu, "must be greater than 0")]
-        return []
+        is_percent = mu.endswith("%") and mu[:-1].isdigit() and mu[:-1].isascii()
+        if not is_percent:
+            errs.append(_StringerInvalid(E.INVALID, path, mu, F.regex_error(
+                "a valid percent string must be a numeric string followed by an ending '%'",
+                "[0-9]+%", "1%", "93%")))
+        value = int(mu[:-1]) if is_percent else _atoi(mu)
+        if value == 0:
+            errs.append(_StringerInvalid(E.INVALID, path, mu, "cannot be 0"))
+        if is_percent and value > 100:
+            errs.append(_StringerInvalid(E.INVALID, path, mu, "must not be greater than 100%"))
+        return errs
     v = num(mu)
     if v < 0:
-        return [E.invalid(path, v, "must be greater than or equal to 0")]
+        errs.append(E.invalid(path, v, "must be greater than or equal to 0"))
     if v == 0:
-        return [E.invalid(path, v, "must be greater than 0")]
-    return []
+        errs.append(_StringerInvalid(E.INVALID, path, v, "cannot be 0"))
+    return errs
 
 
 def validate_statefulset_spec(spec: dict, path: str = "spec") -> Errs:
