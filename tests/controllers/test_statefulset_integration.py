@@ -574,3 +574,22 @@ async def test_invalid_claim_template_reports_failed_create(client):
     assert any(m.startswith("create Pod web-0 in StatefulSet web failed error: failed to "
                             "create PVC www-web-0: ") for m in ev)
     assert not await pods(c) and not await claims(c)
+
+
+async def test_revision_name_collision_bumps_collision_count(api_server):
+    """A foreign ControllerRevision already holding the name the template hashes to: the
+    controller counts a collision, rehashes, and persists status.collisionCount."""
+    from k1s.controllers.statefulset import revisions as RV
+    async with running_controllers(api_server.url) as c:
+        sts = await c.create(STS, web(1), NS)
+        taken = RV.new_revision(sts, 1, 0)["metadata"]["name"]
+        await c.create(CR, {"apiVersion": "apps/v1", "kind": "ControllerRevision",
+                            "metadata": {"name": taken, "labels": {"other": "x"}},
+                            "data": {"something": "else"}, "revision": 1}, NS)
+    async with running_controllers(api_server.url, StatefulSetController) as c:
+        s = await wait_status(c, lambda st, o: st.get("updateRevision"))
+        assert s["status"]["collisionCount"] == 1
+        assert s["status"]["updateRevision"] == RV.new_revision(sts, 1, 1)["metadata"]["name"]
+        assert s["status"]["updateRevision"] != taken
+        p = await wait_pod(c, "web-0")
+        assert p["metadata"]["labels"]["controller-revision-hash"] == s["status"]["updateRevision"]

@@ -39,6 +39,7 @@ from . import planner as P
 from . import revisions as RV
 from . import status as ST
 from .identity import controller_of, meta, parent_and_ordinal, set_ref, spec
+from .podstate import is_ready
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +251,6 @@ class StatefulSetController:
                 meta(old).get("labels") != meta(new).get("labels"):
             self._enqueue_for(old)
         # a pod that just turned ready becomes available minReadySeconds later
-        from .podstate import is_ready
         if is_ready(new) and not is_ready(old):
             key = self._owner_key(new)
             sts = self.sets.get_by_key(key) if key else None
