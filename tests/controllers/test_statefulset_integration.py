@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 
 import pytest
@@ -28,7 +29,9 @@ POD = registry.core("pods")
 PVC = registry.core("persistentvolumeclaims")
 EVENTS = registry.core("events")
 NS = "default"
-SEED = "/work/shared/scenarios/seed/statefulset.yaml"
+# the project's shared/ folder sits beside the checkout (CI lays a copy there too)
+SEED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared",
+                    "scenarios", "seed", "statefulset.yaml")
 TIMEOUT = 30.0
 
 
