@@ -201,6 +201,10 @@ def test_scale_up_in_order_down_from_highest_claims_retained(kubectl, ns):
         vols = {v["name"]: v for v in ps[n]["spec"]["volumes"]}
         assert vols["www"]["persistentVolumeClaim"]["claimName"] == f"www-{n}"
     assert row(kubectl.ok("get", "sts", "web", "-n", ns), "web")["READY"] == "3/3"
+    ev = kubectl.json("get", "events", "-n", ns, "--field-selector",
+                      "involvedObject.kind=StatefulSet,reason=SuccessfulDelete")["items"]
+    assert {e["message"] for e in ev} == {
+        f"delete Pod web-{i} in StatefulSet web successful" for i in (1, 2, 3)}
 
 
 def test_parallel_with_start_ordinal(kubectl, ns):
@@ -254,6 +258,15 @@ def test_retention_policy_delete_when_scaled_and_deleted(kubectl, ns):
     gone = wait_until(lambda: sorted(claims(kubectl, ns)) == ["www-web-0", "www-web-1"],
                       timeout=20, interval=0.2)
     assert gone, kubectl.ok("get", "pvc", "-n", ns)
+
+    # scaling back up makes a fresh claim for the ordinal whose claim was deleted
+    old2 = {n: c["metadata"]["uid"] for n, c in claims(kubectl, ns).items()}
+    kubectl.ok("scale", "sts", "web", "-n", ns, "--replicas=3")
+    wait_pods_ready(kubectl, ns, ["web-0", "web-1", "web-2"])
+    cl = claims(kubectl, ns)
+    assert sorted(cl) == ["www-web-0", "www-web-1", "www-web-2"]
+    assert {n: cl[n]["metadata"]["uid"] for n in old2} == old2
+    assert wait_until(owned, timeout=15, interval=0.2)
 
     kubectl.ok("delete", "sts", "web", "-n", ns)
     assert wait_until(lambda: not claims(kubectl, ns) and not pods(kubectl, ns),
@@ -456,3 +469,21 @@ def test_parallel_set_spreads_and_pods_follow_their_local_volumes(kubectl, ns):
     assert {n: p["spec"]["nodeName"] for n, p in ps.items()} == where
     assert {n: c["metadata"]["uid"] for n, c in claims(kubectl, ns).items()} == \
         {n: c["metadata"]["uid"] for n, c in cl.items()}
+
+
+def test_orphan_delete_keeps_claims_owned_for_when_deleted(kubectl, ns):
+    # whenDeleted=Delete makes the claims dependents of the set: an orphaning delete orphans
+    # them too, so they survive with the set's ownerReference removed
+    apply_seed(kubectl, ns, seed_sts(replicas=2, persistentVolumeClaimRetentionPolicy={
+        "whenScaled": "Retain", "whenDeleted": "Delete"}))
+    assert rollout_status(kubectl, ns).returncode == 0
+    uid = sts_obj(kubectl, ns)["metadata"]["uid"]
+    assert wait_until(lambda: (lambda c: len(c) == 2 and all(
+        [r["uid"] for r in x["metadata"].get("ownerReferences", [])] == [uid]
+        for x in c.values()))(claims(kubectl, ns)), timeout=15, interval=0.2)
+    kubectl.ok("delete", "sts", "web", "-n", ns, "--cascade=orphan")
+    assert wait_until(lambda: (lambda c: sorted(c) == ["www-web-0", "www-web-1"] and all(
+        not x["metadata"].get("ownerReferences") for x in c.values()))(claims(kubectl, ns)),
+        timeout=15, interval=0.2), json.dumps(
+            {n: c["metadata"].get("ownerReferences") for n, c in claims(kubectl, ns).items()})
+    assert sorted(pods(kubectl, ns)) == ["web-0", "web-1"]

@@ -9,6 +9,7 @@ only the pods a user deletes (shared/spec/k8s-semantics.md §1.5–§1.7, kubect
 from __future__ import annotations
 
 import json
+import re
 
 from e2e_util import lines, row, wait_until
 from sim_cluster import (apply_seed, image, kubectl, ns, parse_watch, pods,  # noqa: F401
@@ -83,6 +84,10 @@ def test_rolling_update_history_undo_restart(kubectl, ns):
                     if e["name"] == "web-1" and e["deleting"])
     assert idx_ready_new2 < idx_del1, text
     assert _history(kubectl, ns) == ["1", "2"]
+    shown = kubectl.ok("rollout", "history", "sts/web", "-n", ns, "--revision=2")
+    assert re.search(r"Image:\s+nginx:1\.26\n", shown), shown
+    shown = kubectl.ok("rollout", "history", "sts/web", "-n", ns, "--revision=1")
+    assert re.search(r"Image:\s+nginx:1\.9\.1\n", shown), shown
 
     out = kubectl.ok("rollout", "undo", "sts/web", "-n", ns)
     assert out.strip() == "statefulset.apps/web rolled back"
@@ -221,3 +226,60 @@ def test_max_unavailable_updates_several_pods_at_once(kubectl, ns):
                        if e["deleting"] and e["uid"] == old.get(e["name"])}
     # the three highest ordinals are taken down together, before any replacement is Ready
     assert deleting_before == {"web-5", "web-4", "web-3"}, text
+
+
+BROKEN = '{"spec":{"template":{"spec":{"nodeSelector":{"e2e.k1s.io/no-such-node":"x"}}}}}'
+NO_NODE = "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."
+
+
+def _unschedulable(k, ns: str, pod: str) -> bool:
+    ev = k.json("get", "events", "-n", ns, "--field-selector", f"involvedObject.name={pod}")
+    return any(e["reason"] == "FailedScheduling" and e["message"].startswith(NO_NODE)
+               for e in ev["items"])
+
+
+def test_stuck_rollout_needs_revert_and_pod_delete_when_ordered(kubectl, ns):
+    # upstream's "forced rollback" (kubernetes/kubernetes#67250): a template whose pod never
+    # becomes Ready halts the rollout at the highest ordinal; reverting the template does not
+    # replace the broken pod (the ordered pass waits for it); deleting it does
+    apply_seed(kubectl, ns, seed_sts(replicas=3))
+    _complete(kubectl, ns, 3)
+    first = wait_pods_ready(kubectl, ns, ["web-0", "web-1", "web-2"])
+    rev1 = sts_obj(kubectl, ns)["status"]["updateRevision"]
+    kubectl.ok("patch", "sts", "web", "-n", ns, "--type=strategic", "-p", BROKEN)
+    assert wait_until(lambda: _unschedulable(kubectl, ns, "web-2"), timeout=30, interval=0.3), \
+        kubectl.ok("get", "events", "-n", ns)
+    p = kubectl("rollout", "status", "sts/web", "-n", ns, "--timeout=2s", timeout=60)
+    assert p.returncode == 1 and "timed out waiting for the condition" in p.stderr, p.stderr
+    broken = pods(kubectl, ns)
+    assert broken["web-2"]["status"]["phase"] == "Pending"
+    for n in ("web-0", "web-1"):     # the rollout stopped at the broken pod
+        assert broken[n]["metadata"]["uid"] == first[n]["metadata"]["uid"]
+
+    kubectl.ok("rollout", "undo", "sts/web", "-n", ns)
+    wait_sts(kubectl, ns, lambda o: o["status"].get("updateRevision") == rev1)
+    p = kubectl("rollout", "status", "sts/web", "-n", ns, "--timeout=2s", timeout=60)
+    assert p.returncode == 1, p.stdout
+    still = pods(kubectl, ns)["web-2"]
+    assert still["metadata"]["uid"] == broken["web-2"]["metadata"]["uid"]
+    assert still["status"]["phase"] == "Pending"
+
+    kubectl.ok("delete", "pod", "web-2", "-n", ns)
+    _complete(kubectl, ns, 3)
+    ps = wait_pods_ready(kubectl, ns, ["web-0", "web-1", "web-2"])
+    assert all(revision_hash(p) == rev1 and not p["spec"].get("nodeSelector")
+               for p in ps.values())
+
+
+def test_stuck_rollout_heals_on_revert_when_parallel(kubectl, ns):
+    apply_seed(kubectl, ns, seed_sts(replicas=3, podManagementPolicy="Parallel"))
+    _complete(kubectl, ns, 3)
+    wait_pods_ready(kubectl, ns, ["web-0", "web-1", "web-2"])
+    rev1 = sts_obj(kubectl, ns)["status"]["updateRevision"]
+    kubectl.ok("patch", "sts", "web", "-n", ns, "--type=strategic", "-p", BROKEN)
+    assert wait_until(lambda: _unschedulable(kubectl, ns, "web-2"), timeout=30, interval=0.3)
+    kubectl.ok("rollout", "undo", "sts/web", "-n", ns)
+    _complete(kubectl, ns, 3)
+    ps = wait_pods_ready(kubectl, ns, ["web-0", "web-1", "web-2"])
+    assert all(revision_hash(p) == rev1 and not p["spec"].get("nodeSelector")
+               for p in ps.values())
