@@ -112,24 +112,26 @@ def selector_match_labels(sts: dict) -> dict:
 
 # -- claims ----------------------------------------------------------------------------------------
 
+def new_claim(sts: dict, template: dict, ordinal: int) -> dict:
+    """The claim for `template` and `ordinal` (labels: the template's, then matchLabels)."""
+    tm = meta(template)
+    labels = dict(tm.get("labels") or {})
+    labels.update(selector_match_labels(sts))
+    m: dict = {"name": claim_name(sts, template, ordinal),
+               "namespace": meta(sts).get("namespace", "")}
+    if labels:
+        m["labels"] = labels
+    if tm.get("annotations"):
+        m["annotations"] = dict(tm["annotations"])
+    if tm.get("finalizers"):
+        m["finalizers"] = list(tm["finalizers"])
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": m,
+            "spec": copy.deepcopy(spec(template))}
+
+
 def new_claims(sts: dict, ordinal: int) -> list[dict]:
-    """The claims pod `ordinal` needs, in template order (labels: template's + matchLabels)."""
-    out = []
-    ns = meta(sts).get("namespace", "")
-    for t in claim_templates(sts):
-        tm = meta(t)
-        labels = dict(tm.get("labels") or {})
-        labels.update(selector_match_labels(sts))
-        m: dict = {"name": claim_name(sts, t, ordinal), "namespace": ns}
-        if labels:
-            m["labels"] = labels
-        if tm.get("annotations"):
-            m["annotations"] = dict(tm["annotations"])
-        if tm.get("finalizers"):
-            m["finalizers"] = list(tm["finalizers"])
-        out.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": m,
-                    "spec": copy.deepcopy(spec(t))})
-    return out
+    """The claims pod `ordinal` needs, in template order."""
+    return [new_claim(sts, t, ordinal) for t in claim_templates(sts)]
 
 
 def claim_names(sts: dict, ordinal: int) -> list[str]:

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 
 from . import podstate as S
 from . import retention as R
-from .identity import (claim_names, controller_of, end_ordinal, identity_matches,
-                       is_member_of, meta, new_claims, new_pod, ordinal_of, replicas_of,
-                       revision_of, set_identity, set_storage, spec, start_ordinal,
-                       storage_matches)
+from .identity import (claim_name, claim_names, claim_templates, controller_of, end_ordinal,
+                       identity_matches, is_member_of, meta, new_claim, new_pod, ordinal_of,
+                       replicas_of, revision_of, set_identity, set_storage, spec,
+                       start_ordinal, storage_matches)
 from .status import Status, count
 
 MAX_BATCH = 500                 # upstream MaxBatchSize: writes in flight for one Parallel batch
@@ -183,25 +183,31 @@ def max_unavailable(sts: dict) -> int:
     return max(n, 1)
 
 
-def _claim_ops(obs: Observed, pod: dict, pod_is_new: bool) -> tuple[list[Op], list[Op]]:
+def _claim_ops(obs: Observed, pod: dict, pod_is_new: bool,
+               fix_refs: bool = True) -> tuple[list[Op], list[Op]]:
     """(ops before the pod write: create missing claims / refuse on a terminating claim,
-    ops after it: fix ownerReferences of existing claims for the retention policy)."""
+    ops after it: fix ownerReferences of existing claims for the retention policy).
+    Claim objects are only built for claims that are missing (this runs for every Pending
+    pod on every sync)."""
     sts = obs.sts
     name = meta(pod).get("name", "")
+    ordinal = ordinal_of(pod)
     before: list[Op] = []
     after: list[Op] = []
-    want_set, _ = R.wanted_refs(sts, pod)
-    for claim in new_claims(sts, ordinal_of(pod)):
-        cname = meta(claim)["name"]
-        existing = obs.claims.get(cname)
+    want_set = None
+    for t in claim_templates(sts):
+        existing = obs.claims.get(claim_name(sts, t, ordinal))
         if existing is None:
+            claim = new_claim(sts, t, ordinal)
+            if want_set is None:
+                want_set = R.wanted_refs(sts, pod)[0]
             if want_set:
                 claim["metadata"]["ownerReferences"] = [R.controller_ref(
                     sts, R.SET_API_VERSION, R.SET_KIND)]
             before.append(Op("create-claim", claim, name))
         elif meta(existing).get("deletionTimestamp"):
             before.append(Op("claim-terminating", existing, name))
-        elif not pod_is_new or want_set:
+        elif fix_refs:
             refs = R.updated_refs(sts, pod, existing)
             if refs is not None:
                 after.append(Op("update-claim", _with_refs(existing, refs), name))
@@ -262,7 +268,7 @@ def _process_slot(obs: Observed, ordinal: int, pod: dict | None, monotonic: bool
         return Slot(ordinal, pod, REPLACE, rev), Work(ordinal, ops), True
     ops: list[Op] = []
     if S.is_pending(pod):
-        ops += [op for op in _claim_ops(obs, pod, False)[0]]
+        ops += _claim_ops(obs, pod, False, fix_refs=False)[0]
     if monotonic and (S.is_terminating(pod) or not S.is_running_and_ready(pod)
                       or not S.is_available(pod, mrs, obs.now)):
         return Slot(ordinal, pod, WAIT, rev), Work(ordinal, ops) if ops else None, True
@@ -270,7 +276,7 @@ def _process_slot(obs: Observed, ordinal: int, pod: dict | None, monotonic: bool
     if identity_matches(sts, pod) and storage_matches(sts, pod) and not ref_ops:
         return Slot(ordinal, pod, KEEP, rev), Work(ordinal, ops) if ops else None, False
     if not storage_matches(sts, pod):
-        ops += [op for op in _claim_ops(obs, pod, False)[0]
+        ops += [op for op in _claim_ops(obs, pod, False, fix_refs=False)[0]
                 if op.kind == "create-claim" and not any(
                     o.kind == "create-claim" and meta(o.obj)["name"] == meta(op.obj)["name"]
                     for o in ops)]

@@ -78,7 +78,10 @@ def claim_is_stale(sts: dict, pod_placeholder: dict, claim: dict | None) -> bool
 
 def claim_refs_up_to_date(sts: dict, pod: dict, claim: dict) -> bool:
     if not meta(claim).get("ownerReferences"):
-        return wanted_refs(sts, pod) == (False, False)     # the common Retain/Retain case
+        # the common case, checked for every pod on every sync: no refs, none wanted
+        if policy(sts) == ("Retain", "Retain"):
+            return True
+        return wanted_refs(sts, pod) == (False, False)
     if (has_stale_ref(claim, sts, SET_API_VERSION, SET_KIND)
             or has_stale_ref(claim, pod, POD_API_VERSION, POD_KIND)):
         return True
