@@ -46,6 +46,23 @@ def _volume_expansion(ctx) -> Any:
     return VolumeExpansionController(ctx)
 
 
+def _statefulset(ctx) -> Any:
+    from .statefulset.controller import StatefulSetController
+    return StatefulSetController(ctx)
+
+
+def _node_lifecycle(ctx) -> Any:
+    from .node_lifecycle.controller import NodeLifecycleController
+    return NodeLifecycleController(ctx)
+
+
+def _scheduler(ctx) -> Any:
+    # The scheduler is its own component (`k1s scheduler` later); `k1s up` runs it beside the
+    # controllers on the same informers.
+    from k1s.scheduler.scheduler import Scheduler
+    return Scheduler(ctx)
+
+
 CONTROLLERS: dict[str, Callable[[Any], Any]] = {
     "namespace": _namespace,
     "garbage-collector": _garbage_collector,
@@ -55,4 +72,7 @@ CONTROLLERS: dict[str, Callable[[Any], Any]] = {
     "local-provisioner": _local_provisioner,
     "volume-expansion": _volume_expansion,
     "persistentvolume-binder": lambda ctx: __import__("k1s.controllers.pv_binder.controller", fromlist=["_"]).PersistentVolumeBinder(ctx),
+    "statefulset": _statefulset,
+    "node-lifecycle": _node_lifecycle,
+    "scheduler": _scheduler,
 }

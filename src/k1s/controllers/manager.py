@@ -41,7 +41,11 @@ async def start_all(url: str, only: list[str] | None = None
     for name, factory in CONTROLLERS.items():
         if only is not None and name not in only:
             continue
-        controllers.append((name, factory(ctx)))
+        try:
+            controllers.append((name, factory(ctx)))
+        except Exception:
+            # one controller that cannot be built must not take the others down with it
+            log.exception("controller %s could not start", name)
     await informers.start()
     tasks = []
     for name, c in controllers:
