@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from conftest import pinned_kubectl
+from k1s_harness import pinned_kubectl
 from k1s.cli import kubeconfig
 
 OTHER = {"apiVersion": "v1", "kind": "Config",

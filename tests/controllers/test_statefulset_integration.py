@@ -20,7 +20,7 @@ from k1s.client.rest import APIClient
 from k1s.controllers.garbage_collector.controller import GarbageCollector
 from k1s.controllers.pvc_protection.controller import PVCProtectionController
 from k1s.controllers.statefulset.controller import StatefulSetController
-from conftest import pinned_kubectl
+from k1s_harness import pinned_kubectl
 from ctrl_util import eventually, get_or_none, running_controllers
 
 STS = registry.get("statefulsets.apps")

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
@@ -19,21 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import e2e_util  # noqa: E402
-
-
-def _shared_conftest():
-    """tests/conftest.py under its own name: `import conftest` here would find this file."""
-    spec = importlib.util.spec_from_file_location(
-        "k1s_tests_shared_conftest", os.path.join(os.path.dirname(HERE), "conftest.py"))
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod    # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_shared = _shared_conftest()
-Kubectl, machine_kubectl, pinned_kubectl = (_shared.Kubectl, _shared.machine_kubectl,
-                                            _shared.pinned_kubectl)
+from k1s_harness import Kubectl, machine_kubectl, pinned_kubectl  # noqa: E402
 
 
 def _ns_name(request) -> str:

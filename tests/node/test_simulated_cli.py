@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import Kubectl, pinned_kubectl, start_cluster, stop_cluster
+from k1s_harness import Kubectl, pinned_kubectl, start_cluster, stop_cluster
 
 
 @pytest.fixture(scope="module")
