@@ -110,6 +110,18 @@ def test_describe_shows_controller_and_scheduler_events(kubectl, ns):
     # claims are created before their pod
     text = "\n".join(ev)
     assert text.index(want[0]) < text.index(want[1]) < text.index(want[3])
+    for ln in ("Selector:               app=nginx", "Service Name:           nginx",
+               "Pod Management Policy:  OrderedReady", "Replicas:               2 desired | 2 total",
+               "Update Strategy:        RollingUpdate", "  Partition:            0",
+               "  WhenDeleted:  Retain", "  WhenScaled:   Retain",
+               "Pods Status:    2 Running / 0 Waiting / 0 Succeeded / 0 Failed"):
+        assert ln in out.splitlines(), out
+    scale = kubectl.json("get", "sts", "web", "-n", ns, "--subresource=scale")
+    assert (scale["apiVersion"], scale["kind"]) == ("autoscaling/v1", "Scale")
+    assert scale["spec"] == {"replicas": 2}
+    assert scale["status"] == {"replicas": 2, "selector": "app=nginx"}
+    pvc = kubectl.ok("describe", "pvc", "www-web-0", "-n", ns)
+    assert "Used By:       web-0" in pvc.splitlines(), pvc
 
     node = pods(kubectl, ns)["web-0"]["spec"]["nodeName"]
     assert node.startswith("k1s-sim-")
@@ -616,4 +628,25 @@ def test_unowned_pod_with_ordinal_out_of_range_is_adopted_and_removed(kubectl, n
     ps = pods(kubectl, ns)
     assert sorted(ps) == ["web-0", "web-1", "web-x"]
     assert not ps["web-x"]["metadata"].get("ownerReferences")
+    assert row(kubectl.ok("get", "sts", "web", "-n", ns), "web")["READY"] == "2/2"
+
+
+def test_min_ready_seconds_gates_the_next_ordinal(kubectl, ns):
+    apply_seed(kubectl, ns, seed_sts(replicas=2, minReadySeconds=2))
+    seen_available_lag = False
+    saw_web1 = False
+
+    def step():
+        nonlocal seen_available_lag, saw_web1
+        ps = pods(kubectl, ns)          # pods first, then the set: availability only grows
+        st = sts_obj(kubectl, ns).get("status", {})
+        if "web-1" in ps:
+            saw_web1 = True
+            # OrderedReady: web-1 is created only once web-0 has been Ready for 2 s
+            assert st.get("availableReplicas", 0) >= 1, (sorted(ps), st)
+        if st.get("readyReplicas", 0) > st.get("availableReplicas", 0):
+            seen_available_lag = True
+        return st.get("availableReplicas") == 2
+    assert wait_until(step, timeout=40, interval=0.2), sts_obj(kubectl, ns).get("status")
+    assert saw_web1 and seen_available_lag
     assert row(kubectl.ok("get", "sts", "web", "-n", ns), "web")["READY"] == "2/2"

@@ -283,3 +283,25 @@ def test_stuck_rollout_heals_on_revert_when_parallel(kubectl, ns):
     ps = wait_pods_ready(kubectl, ns, ["web-0", "web-1", "web-2"])
     assert all(revision_hash(p) == rev1 and not p["spec"].get("nodeSelector")
                for p in ps.values())
+
+
+def test_revision_history_limit_keeps_the_newest(kubectl, ns):
+    apply_seed(kubectl, ns, seed_sts(replicas=1, revisionHistoryLimit=1))
+    _complete(kubectl, ns, 1)
+    for tag in ("1.25", "1.26", "1.27"):
+        kubectl.ok("set", "image", "sts/web", f"nginx=nginx:{tag}", "-n", ns)
+        _complete(kubectl, ns, 1)
+    # the live revision (4) and one old one; the oldest are deleted
+    assert wait_until(lambda: _history(kubectl, ns) == ["3", "4"], timeout=15, interval=0.3), \
+        kubectl.ok("rollout", "history", "sts/web", "-n", ns)
+    live = sts_obj(kubectl, ns)["status"]["updateRevision"]
+    assert _revisions(kubectl, ns)[live] == 4
+    p = kubectl("rollout", "undo", "sts/web", "-n", ns, "--to-revision=1")
+    assert p.returncode == 1 and "error: unable to find specified revision 1 in history" in p.stderr, p.stderr
+    out = kubectl.ok("rollout", "undo", "sts/web", "-n", ns, "--to-revision=3")
+    assert out.strip() == "statefulset.apps/web rolled back"
+    _complete(kubectl, ns, 1)
+    [p] = wait_pods_ready(kubectl, ns, ["web-0"]).values()
+    assert image(p) == "nginx:1.26"
+    assert wait_until(lambda: _history(kubectl, ns) == ["4", "5"], timeout=15, interval=0.3), \
+        kubectl.ok("rollout", "history", "sts/web", "-n", ns)
