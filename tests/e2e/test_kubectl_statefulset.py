@@ -650,3 +650,40 @@ def test_min_ready_seconds_gates_the_next_ordinal(kubectl, ns):
     assert wait_until(step, timeout=40, interval=0.2), sts_obj(kubectl, ns).get("status")
     assert saw_web1 and seen_available_lag
     assert row(kubectl.ok("get", "sts", "web", "-n", ns), "web")["READY"] == "2/2"
+
+
+def test_failed_pod_is_deleted_and_recreated(kubectl, ns):
+    apply_seed(kubectl, ns)
+    assert rollout_status(kubectl, ns).returncode == 0
+    old = wait_pods_ready(kubectl, ns, ["web-0", "web-1"])["web-1"]["metadata"]["uid"]
+    kubectl.ok("patch", "pod", "web-1", "-n", ns, "--subresource=status", "--type=merge",
+               "-p", '{"status":{"phase":"Failed"}}')
+    ps = wait_pods_ready(kubectl, ns, ["web-0", "web-1"], not_uids={"web-1": old})
+    vols = {v["name"]: v for v in ps["web-1"]["spec"]["volumes"]}
+    assert vols["www"]["persistentVolumeClaim"]["claimName"] == "www-web-1"
+    ev = kubectl.json("get", "events", "-n", ns, "--field-selector",
+                      "involvedObject.kind=StatefulSet,reason=SuccessfulDelete")["items"]
+    assert [e["message"] for e in ev] == ["delete Pod web-1 in StatefulSet web successful"]
+
+
+def test_relabelled_pod_is_released_and_readopted(kubectl, ns):
+    apply_seed(kubectl, ns)
+    assert rollout_status(kubectl, ns).returncode == 0
+    uid = wait_pods_ready(kubectl, ns, ["web-0", "web-1"])["web-0"]["metadata"]["uid"]
+    kubectl.ok("label", "pod", "web-0", "-n", ns, "app=other", "--overwrite")
+
+    def released():
+        p = kubectl.json("get", "pod", "web-0", "-n", ns)
+        return not p["metadata"].get("ownerReferences")
+    assert wait_until(released, timeout=20, interval=0.2)
+    # the name is taken by the released pod: the set cannot make another web-0
+    wait_sts(kubectl, ns, lambda o: o["status"].get("readyReplicas") == 1)
+    assert row(kubectl.ok("get", "sts", "web", "-n", ns), "web")["READY"] == "1/2"
+    assert kubectl.json("get", "pod", "web-0", "-n", ns)["metadata"]["uid"] == uid
+
+    kubectl.ok("label", "pod", "web-0", "-n", ns, "app=nginx", "--overwrite")
+    sts_uid = sts_obj(kubectl, ns)["metadata"]["uid"]
+    assert wait_until(lambda: [r["uid"] for r in kubectl.json("get", "pod", "web-0", "-n", ns)[
+        "metadata"].get("ownerReferences", [])] == [sts_uid], timeout=20, interval=0.2)
+    wait_sts(kubectl, ns, lambda o: o["status"].get("readyReplicas") == 2)
+    assert pods(kubectl, ns)["web-0"]["metadata"]["uid"] == uid
