@@ -687,3 +687,49 @@ def test_relabelled_pod_is_released_and_readopted(kubectl, ns):
         "metadata"].get("ownerReferences", [])] == [sts_uid], timeout=20, interval=0.2)
     wait_sts(kubectl, ns, lambda o: o["status"].get("readyReplicas") == 2)
     assert pods(kubectl, ns)["web-0"]["metadata"]["uid"] == uid
+
+
+def test_parallel_scale_down_does_not_wait_and_ordered_does(kubectl, ns):
+    # web-2 is held Terminating by our finalizer. Parallel deletes web-1 anyway; OrderedReady
+    # (the second set, in the same namespace under another selector) waits for web-2 to go.
+    par = seed_sts(replicas=3, podManagementPolicy="Parallel")
+    apply_seed(kubectl, ns, par)
+    wait_pods_ready(kubectl, ns, ["web-0", "web-1", "web-2"])
+    _hold(kubectl, ns, "web-2")
+    try:
+        kubectl.ok("scale", "sts", "web", "-n", ns, "--replicas=1")
+        assert wait_until(lambda: sorted(pods(kubectl, ns)) == ["web-0", "web-2"],
+                          timeout=20, interval=0.2), kubectl.ok("get", "pods", "-n", ns)
+        assert pods(kubectl, ns)["web-2"]["metadata"].get("deletionTimestamp")
+    finally:
+        _release(kubectl, ns, "web-2")
+    wait_pods_ready(kubectl, ns, ["web-0"])
+
+    ordered = seed_sts(replicas=3)
+    ordered["metadata"]["name"] = "db"
+    ordered["spec"]["selector"] = {"matchLabels": {"app": "db"}}
+    ordered["spec"]["template"]["metadata"]["labels"] = {"app": "db"}
+    apply(kubectl, ns, ordered)
+    assert rollout_status(kubectl, ns, "db").returncode == 0
+
+    def db_pods():
+        return pods(kubectl, ns, "app=db")
+    _hold(kubectl, ns, "db-2")
+    try:
+        kubectl.ok("scale", "sts", "db", "-n", ns, "--replicas=1")
+        # the controller deletes the highest first, then waits for it to be gone
+        assert wait_until(lambda: db_pods()["db-2"]["metadata"].get("deletionTimestamp"),
+                          timeout=20, interval=0.2), kubectl.ok("get", "pods", "-n", ns)
+        gone = wait_until(lambda: "db-1" not in db_pods() or db_pods()["db-1"]["metadata"].get(
+            "deletionTimestamp"), timeout=3, interval=0.3)
+        assert not gone, kubectl.ok("get", "pods", "-n", ns)
+    finally:
+        _release(kubectl, ns, "db-2")
+    assert wait_until(lambda: sorted(db_pods()) == ["db-0"], timeout=30, interval=0.2), \
+        kubectl.ok("get", "pods", "-n", ns)
+
+
+def _hold(kubectl, ns: str, pod: str) -> None:
+    """A finalizer of ours on `pod`, so that a deletion by the controller leaves it Terminating."""
+    kubectl.ok("patch", "pod", pod, "-n", ns, "--type=merge",
+               "-p", '{"metadata":{"finalizers":["e2e.k1s.io/hold"]}}')

@@ -305,3 +305,27 @@ def test_revision_history_limit_keeps_the_newest(kubectl, ns):
     assert image(p) == "nginx:1.26"
     assert wait_until(lambda: _history(kubectl, ns) == ["4", "5"], timeout=15, interval=0.3), \
         kubectl.ok("rollout", "history", "sts/web", "-n", ns)
+
+
+def test_parallel_rolling_update_still_goes_one_pod_at_a_time(kubectl, ns):
+    names = ["web-0", "web-1", "web-2"]
+    apply_seed(kubectl, ns, seed_sts(replicas=3, podManagementPolicy="Parallel"))
+    _complete(kubectl, ns, 3)
+    old = {n: p["metadata"]["uid"] for n, p in wait_pods_ready(kubectl, ns, names).items()}
+    w = watch_pods(kubectl, ns)
+    try:
+        assert w.read_until(lambda ln: ln.startswith("ADDED|web-2"), timeout=15)
+        kubectl.ok("set", "image", "sts/web", "nginx=nginx:1.26", "-n", ns)
+        _complete(kubectl, ns, 3)
+        wait_pods_ready(kubectl, ns, names, not_uids=old)
+        w.read_until(lambda ln: False, timeout=1.0)
+    finally:
+        text, _ = w.stop()
+    events = parse_watch(text)
+
+    def first(pred):
+        return next(i for i, e in enumerate(events) if pred(e))
+    for hi, lo in (("web-2", "web-1"), ("web-1", "web-0")):
+        new_ready = first(lambda e: e["name"] == hi and e["uid"] != old[hi] and e["ready"])
+        lo_deleting = first(lambda e: e["name"] == lo and e["deleting"])
+        assert new_ready < lo_deleting, text
