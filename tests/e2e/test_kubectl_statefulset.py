@@ -111,7 +111,8 @@ def test_describe_shows_controller_and_scheduler_events(kubectl, ns):
     text = "\n".join(ev)
     assert text.index(want[0]) < text.index(want[1]) < text.index(want[3])
     for ln in ("Selector:               app=nginx", "Service Name:           nginx",
-               "Pod Management Policy:  OrderedReady", "Replicas:               2 desired | 2 total",
+               "Pod Management Policy:  OrderedReady",
+               "Replicas:               2 desired | 2 total",
                "Update Strategy:        RollingUpdate", "  Partition:            0",
                "  WhenDeleted:  Retain", "  WhenScaled:   Retain",
                "Pods Status:    2 Running / 0 Waiting / 0 Succeeded / 0 Failed"):

@@ -297,7 +297,8 @@ def test_revision_history_limit_keeps_the_newest(kubectl, ns):
     live = sts_obj(kubectl, ns)["status"]["updateRevision"]
     assert _revisions(kubectl, ns)[live] == 4
     p = kubectl("rollout", "undo", "sts/web", "-n", ns, "--to-revision=1")
-    assert p.returncode == 1 and "error: unable to find specified revision 1 in history" in p.stderr, p.stderr
+    assert p.returncode == 1, p.stdout
+    assert "error: unable to find specified revision 1 in history" in p.stderr, p.stderr
     out = kubectl.ok("rollout", "undo", "sts/web", "-n", ns, "--to-revision=3")
     assert out.strip() == "statefulset.apps/web rolled back"
     _complete(kubectl, ns, 1)
