@@ -734,3 +734,36 @@ def _hold(kubectl, ns: str, pod: str) -> None:
     """A finalizer of ours on `pod`, so that a deletion by the controller leaves it Terminating."""
     kubectl.ok("patch", "pod", pod, "-n", ns, "--type=merge",
                "-p", '{"metadata":{"finalizers":["e2e.k1s.io/hold"]}}')
+
+
+def test_pod_not_recreated_while_its_claim_is_being_deleted(kubectl, ns):
+    apply_seed(kubectl, ns, seed_sts(replicas=1))
+    assert rollout_status(kubectl, ns).returncode == 0
+    pod_uid = wait_pods_ready(kubectl, ns, ["web-0"])["web-0"]["metadata"]["uid"]
+    claim_uid = claims(kubectl, ns)["www-web-0"]["metadata"]["uid"]
+    hold = '{"metadata":{"finalizers":["kubernetes.io/pvc-protection","e2e.k1s.io/hold"]}}'
+    kubectl.ok("patch", "pvc", "www-web-0", "-n", ns, "--type=merge", "-p", hold)
+    try:
+        kubectl.ok("delete", "pvc", "www-web-0", "-n", ns, "--wait=false")
+        kubectl.ok("delete", "pod", "web-0", "-n", ns)
+        want = ("create Pod web-0 in StatefulSet web failed error: "
+                "pvc www-web-0 is being deleted")
+
+        def failed():
+            ev = kubectl.json("get", "events", "-n", ns, "--field-selector",
+                              "involvedObject.kind=StatefulSet,reason=FailedCreate")["items"]
+            return [e for e in ev if e["message"] == want]
+        ev = wait_until(failed, timeout=20, interval=0.3)
+        assert ev, kubectl.ok("get", "events", "-n", ns)
+        assert ev[0]["type"] == "Warning"
+        assert "web-0" not in pods(kubectl, ns)
+    finally:
+        kubectl("patch", "pvc", "www-web-0", "-n", ns, "--type=merge",
+                "-p", '{"metadata":{"finalizers":null}}')
+    ps = wait_pods_ready(kubectl, ns, ["web-0"], not_uids={"web-0": pod_uid})
+    new = wait_until(lambda: (lambda c: c.get("www-web-0") if c.get("www-web-0", {}).get(
+        "metadata", {}).get("uid") not in (None, claim_uid) else None)(claims(kubectl, ns)),
+        timeout=20, interval=0.2)
+    assert new, kubectl.ok("get", "pvc", "-n", ns)
+    vols = {v["name"]: v for v in ps["web-0"]["spec"]["volumes"]}
+    assert vols["www"]["persistentVolumeClaim"]["claimName"] == "www-web-0"
