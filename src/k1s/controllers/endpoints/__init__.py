@@ -1,0 +1,1 @@
+"""The endpoint controller: one Endpoints object per selector Service, from its pods."""
