@@ -86,6 +86,22 @@ def test_seed_pods_claims_and_identity(kubectl, ns):
 
     r = row(kubectl.ok("get", "sts", "web", "-n", ns), "web")
     assert r["READY"] == "2/2"
+    st = wait_sts(kubectl, ns, lambda o: o["status"].get("availableReplicas") == 2)
+    rev = st["status"]["updateRevision"]
+    assert st["status"] == {
+        "observedGeneration": 1, "replicas": 2, "readyReplicas": 2, "currentReplicas": 2,
+        "updatedReplicas": 2, "availableReplicas": 2, "currentRevision": rev,
+        "updateRevision": rev, "collisionCount": 0}
+    [cr] = kubectl.json("get", "controllerrevisions", "-n", ns)["items"]
+    assert cr["metadata"]["name"] == rev and cr["revision"] == 1
+    assert cr["metadata"]["labels"]["app"] == "nginx"
+    assert rev == "web-" + cr["metadata"]["labels"]["controller.kubernetes.io/hash"]
+    [ref] = cr["metadata"]["ownerReferences"]
+    assert (ref["kind"], ref["uid"], ref["controller"]) == ("StatefulSet",
+                                                             st["metadata"]["uid"], True)
+    tpl = cr["data"]["spec"]["template"]
+    assert tpl["$patch"] == "replace"
+    assert tpl["spec"]["containers"][0]["image"] == "nginx:1.9.1"
     wide = row(kubectl.ok("get", "sts", "web", "-n", ns, "-o", "wide"), "web")
     assert (wide["CONTAINERS"], wide["IMAGES"]) == ("nginx", "nginx:1.9.1")
 
