@@ -13,9 +13,10 @@ def service(name, ns="default", *, cluster_ip="10.96.0.20", ports=(("web", 80, "
         spec = {"type": "ExternalName", "externalName": external_name}
     else:
         spec["type"] = "ClusterIP"
-        spec["clusterIP"] = cluster_ip
-        if cluster_ip != "None":
-            spec["clusterIPs"] = [cluster_ip]
+        if cluster_ip is not None:          # None: let the API server allocate one
+            spec["clusterIP"] = cluster_ip
+            if cluster_ip != "None":
+                spec["clusterIPs"] = [cluster_ip]
         if publish_not_ready:
             spec["publishNotReadyAddresses"] = True
         if not spec["ports"]:
