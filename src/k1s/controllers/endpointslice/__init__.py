@@ -1,0 +1,1 @@
+"""The endpointslice controller: EndpointSlices per selector Service, from its pods."""
