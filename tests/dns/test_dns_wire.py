@@ -139,3 +139,26 @@ def test_a_valid_query_with_mangled_tail_never_raises(tail):
 
 
 ZONE = zone()
+
+
+def test_cached_responses_follow_the_zone_and_echo_the_id():
+    from k1s.dns.wire import Responder
+    data = ZoneData.build(*[[o] for o in nginx_objects()])
+    cached = Responder(data)
+    q = DNSRecord.question("web-1.nginx.default.svc.cluster.local")
+    for qid in (1, 2):
+        q.header.id = qid
+        r = DNSRecord.parse(cached(q.pack()))
+        assert r.header.id == qid and [str(a.rdata) for a in r.rr] == ["10.244.0.6"]
+    assert cached.hits == 1
+    svc, sl = nginx_objects()
+    sl["endpoints"][1]["conditions"]["ready"] = False
+    data.set_slice(sl)
+    r = DNSRecord.parse(cached(q.pack()))
+    assert r.header.rcode == 3 and not r.rr
+    # UDP and TCP answers are cached apart (TC only over UDP)
+    big = many(40)     # 40 A records: ~690 bytes
+    cached = Responder(big)
+    qb = DNSRecord.question("many.default.svc.cluster.local").pack()
+    assert DNSRecord.parse(cached(qb)).header.tc == 1
+    assert len(DNSRecord.parse(cached(qb, udp=False)).rr) == 40

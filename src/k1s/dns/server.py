@@ -26,7 +26,7 @@ import logging
 import socket
 
 from .records import ZoneData
-from .wire import respond
+from .wire import Responder
 from .zone import ZoneWatcher
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class _UDPProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr) -> None:
         try:
-            out = respond(data, self.server.data, udp=True)
+            out = self.server.respond(data, udp=True)
         except Exception:           # never let one packet stop the server
             log.exception("dns: unexpected error on a UDP query from %s", addr)
             return
@@ -72,6 +72,7 @@ class DNSServer:
         self._sockets = list(sockets or [])
         self.watcher = ZoneWatcher(ctx, zone=zone, dns_ip=dns_ip)
         self.data: ZoneData = self.watcher.data
+        self.respond = Responder(self.data)
         self.port: int | None = None
         self._udp: list[asyncio.DatagramTransport] = []
         self._tcp: list[asyncio.base_events.Server] = []
@@ -156,7 +157,7 @@ class DNSServer:
                 except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
                     return
                 try:
-                    out = respond(data, self.data, udp=False)
+                    out = self.respond(data, udp=False)
                 except Exception:
                     log.exception("dns: unexpected error on a TCP query")
                     return

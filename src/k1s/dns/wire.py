@@ -132,3 +132,43 @@ def _fit(reply: DNSRecord, limit: int, edns: bool) -> bytes:
     if edns:
         short.add_ar(EDNS0(udp_len=EDNS_UDP))
     return short.pack()
+
+
+class Responder:
+    """`respond` with a cache of encoded responses, for the server's hot path.
+
+    A response depends only on the query's bytes after its 2-byte id, the transport and the
+    zone's state, and every change to the zone bumps `ZoneData.serial`: so responses are kept
+    keyed by (transport, query bytes after the id), dropped wholesale when the serial moves,
+    and served with the query's id put back. The cache is bounded (CACHE_ENTRIES, cleared when
+    full; queries over CACHE_KEY_MAX bytes are not cached).
+    """
+
+    CACHE_ENTRIES = 4096
+    CACHE_KEY_MAX = 512
+
+    def __init__(self, zone: ZoneData):
+        self.zone = zone
+        self._serial = zone.serial
+        self._cache: dict[tuple[bool, bytes], bytes] = {}
+        self.hits = self.misses = 0
+
+    def __call__(self, data: bytes, *, udp: bool = True) -> bytes | None:
+        data = bytes(data)
+        if self._serial != self.zone.serial:
+            self._cache.clear()
+            self._serial = self.zone.serial
+        cacheable = 12 <= len(data) <= self.CACHE_KEY_MAX
+        if cacheable:
+            key = (udp, data[2:])
+            hit = self._cache.get(key)
+            if hit is not None:
+                self.hits += 1
+                return data[:2] + hit
+        out = respond(data, self.zone, udp=udp)
+        self.misses += 1
+        if out is not None and cacheable:
+            if len(self._cache) >= self.CACHE_ENTRIES:
+                self._cache.clear()
+            self._cache[key] = out[2:]
+        return out
