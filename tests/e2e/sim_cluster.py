@@ -12,37 +12,16 @@ test in Python, and fed to `kubectl apply -f -` as JSON (kubectl reads JSON as Y
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import shutil
-import sys
 import tempfile
 
 import pytest
 import yaml
 
 from e2e_util import SEED, Watch, wait_until
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _shared():
-    """tests/conftest.py, loaded once under the name tests/e2e/conftest.py gives it."""
-    name = "k1s_tests_shared_conftest"
-    mod = sys.modules.get(name)
-    if mod is None:
-        spec = importlib.util.spec_from_file_location(
-            name, os.path.join(os.path.dirname(HERE), "conftest.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return mod
-
-
-_conf = _shared()
-Kubectl, pinned_kubectl = _conf.Kubectl, _conf.pinned_kubectl
-start_cluster, stop_cluster = _conf.start_cluster, _conf.stop_cluster
+from k1s_harness import Kubectl, pinned_kubectl, start_cluster, stop_cluster
 
 # Both test files import the fixture below; pytest gives each its own session-scoped copy,
 # so the process lives here and the second copy reuses it.
