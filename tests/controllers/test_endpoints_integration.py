@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from k1s.api import registry
-from k1s.client.errors import ApiError
 from k1s.controllers.endpoints.controller import EndpointsController
 from k1s.controllers.endpointslice.controller import EndpointSliceController
 from k1s.controllers.garbage_collector.controller import GarbageCollector
@@ -223,6 +222,17 @@ async def test_deleted_endpoints_and_slices_come_back(client):
     assert again["metadata"]["uid"] != ep["metadata"]["uid"]
     await slices_where(client, lambda it: slice_conditions(it) and
                        it[0]["metadata"]["name"] != items[0]["metadata"]["name"])
+
+
+async def test_endpoints_left_over_from_a_deleted_service_are_removed_at_start(api_server):
+    from k1s.client.rest import APIClient
+    async with APIClient(api_server.url) as c:
+        await c.create(EP, {"apiVersion": "v1", "kind": "Endpoints",
+                            "metadata": {"name": "gone"}, "subsets": []}, NS)
+    async with running_controllers(api_server.url, EndpointsController) as c:
+        async def removed():
+            return await get_or_none(c, EP, "gone", NS) is None
+        await eventually(removed, timeout=20)
 
 
 async def test_many_pods_pack_into_slices(client):

@@ -74,14 +74,16 @@ def ips(ss, field="addresses"):
     return [a["ip"] for s in ss for a in s.get(field) or ()]
 
 
-# -- table: who is in, where ------------------------------------------------------------------------
+# -- table: who is in, where ----------------------------------------------------------------------
 
 def test_seed_service_two_ready_pods():
     got = subsets(service(), [pod("web-1", "10.0.0.2"), pod("web-0", "10.0.0.1")])
     assert got == [{
         "addresses": [
-            {"ip": "10.0.0.1", "hostname": "web-0", "nodeName": "node-1", "targetRef": ref("web-0")},
-            {"ip": "10.0.0.2", "hostname": "web-1", "nodeName": "node-1", "targetRef": ref("web-1")}],
+            {"ip": "10.0.0.1", "hostname": "web-0", "nodeName": "node-1",
+             "targetRef": ref("web-0")},
+            {"ip": "10.0.0.2", "hostname": "web-1", "nodeName": "node-1",
+             "targetRef": ref("web-1")}],
         "ports": [{"name": "web", "port": 80, "protocol": "TCP"}]}]
 
 
@@ -179,7 +181,8 @@ def test_headless_service_without_ports():
 
 def stored(obj, rv="7"):
     out = copy.deepcopy(obj)
-    out["metadata"].update(resourceVersion=rv, uid="ep-uid", creationTimestamp="2026-01-01T00:00:00Z")
+    out["metadata"].update(resourceVersion=rv, uid="ep-uid",
+                           creationTimestamp="2026-01-01T00:00:00Z")
     return out
 
 

@@ -50,7 +50,7 @@ def many(n, start=0, **kw):
     return [pod(f"web-{i}", f"10.0.{i // 200}.{i % 200 + 1}", **kw) for i in range(start, n)]
 
 
-# -- content ------------------------------------------------------------------------------------------
+# -- content --------------------------------------------------------------------------------------
 
 def test_seed_service_one_slice():
     svc = service()
@@ -117,7 +117,8 @@ def test_no_zone_label_no_zone_and_non_headless_has_no_headless_label():
 
 def test_pods_grouped_by_resolved_ports():
     svc = service(ports=(("http", 80, "web"),))
-    pods = [pod("a", "10.0.0.1", ports=(("web", 8080),)), pod("b", "10.0.0.2", ports=(("web", 9090),)),
+    pods = [pod("a", "10.0.0.1", ports=(("web", 8080),)),
+            pod("b", "10.0.0.2", ports=(("web", 9090),)),
             pod("c", "10.0.0.3", ports=(("web", 8080),)), pod("d", "10.0.0.4", ports=())]
     world = converge(svc, pods)
     shape = sorted((tuple(p["port"] for p in s["ports"]),
@@ -145,7 +146,8 @@ def test_slices_of_another_service_incarnation_are_replaced():
     old = converge(service(uid="old"), [pod()])
     plan = P.plan(service(uid="new"), [pod()], old)
     assert [s["metadata"]["name"] for s in plan.delete] == [old[0]["metadata"]["name"]]
-    assert len(plan.create) == 1 and plan.create[0]["metadata"]["ownerReferences"][0]["uid"] == "new"
+    assert len(plan.create) == 1
+    assert plan.create[0]["metadata"]["ownerReferences"][0]["uid"] == "new"
 
 
 def test_trigger_time_on_written_slices_only():
@@ -244,7 +246,8 @@ def test_every_eligible_pod_exactly_once(steps, publish, max_per_slice):
         elif action == "delete":
             del pods[i]
         elif action == "terminate":
-            pods[i] = pod(name, ip, deleting=True, ready=pods[i]["status"]["conditions"][0]["status"] == "True")
+            was_ready = pods[i]["status"]["conditions"][0]["status"] == "True"
+            pods[i] = pod(name, ip, deleting=True, ready=was_ready)
         elif action == "fail":
             pods[i] = pod(name, ip, phase="Failed", ready=False)
         elif action == "noip":

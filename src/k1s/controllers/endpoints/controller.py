@@ -17,7 +17,6 @@ Service was deleted while we were down is removed (upstream's checkLeftoverEndpo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from k1s.api import registry
@@ -91,7 +90,7 @@ class EndpointsController:
         # someone deleted Endpoints we manage: recreate them (a no-op for user-managed ones)
         self.queue.add(key_of(ep))
 
-    # -- running ------------------------------------------------------------------------------------
+    # -- running ----------------------------------------------------------------------------------
 
     async def run(self) -> None:
         for inf in (self.services, self.pods, self.endpoints):

@@ -62,7 +62,7 @@ def address_families(svc: dict) -> list[str]:
     return fams or ["IPv4"]
 
 
-# -- pods -------------------------------------------------------------------------------------------
+# -- pods -----------------------------------------------------------------------------------------
 
 def is_ready(pod: dict) -> bool:
     for c in status(pod).get("conditions") or ():

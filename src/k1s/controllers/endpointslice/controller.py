@@ -62,6 +62,10 @@ def _pod_node(pod: dict) -> list[str]:
     return [node] if node else []
 
 
+def _namespace_terminating(e: BaseException) -> bool:
+    return isinstance(e, ApiError) and e.code == 403 and "being terminated" in (e.message or "")
+
+
 class EndpointSliceController:
     def __init__(self, ctx, *, workers: int = WORKERS, batch_period: float = BATCH_PERIOD,
                  max_endpoints_per_slice: int = P.MAX_ENDPOINTS_PER_SLICE):
@@ -125,7 +129,7 @@ class EndpointSliceController:
         for key in keys:
             self.queue.add_after(key, self.batch_period)
 
-    # -- running ------------------------------------------------------------------------------------
+    # -- running ----------------------------------------------------------------------------------
 
     async def run(self) -> None:
         infs = (self.services, self.pods, self.slices, self.nodes)
@@ -172,6 +176,8 @@ class EndpointSliceController:
             *(self._write(key, "delete", sl) for sl in plan.delete),
             return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
+        if errors and all(_namespace_terminating(e) for e in errors):
+            return plan     # the namespace is going away: nothing to create
         if errors:
             msg = "; ".join(e.message if isinstance(e, ApiError) else str(e) for e in errors)
             self.recorder.event(svc, "Warning", "FailedToUpdateEndpointSlices",

@@ -172,7 +172,7 @@ def _is_placeholder(sl: dict, family: str) -> bool:
     return sl.get("addressType") == family and not sl.get("ports") and not sl.get("endpoints")
 
 
-# -- the reconciler ----------------------------------------------------------------------------------
+# -- the reconciler -------------------------------------------------------------------------------
 
 def plan(svc: dict, pods: list[dict], existing: list[dict], *,
          zone_of: ZoneOf = _no_zone, trigger_time: str = "",
