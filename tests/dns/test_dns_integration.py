@@ -198,3 +198,38 @@ async def test_given_sockets_are_served(api_server):
         for tcp_mode in (False, True):
             r = await query(port, f"dns-version.{Z}", "TXT", tcp=tcp_mode)
             assert values(r) == {'"1.0.1"'}
+
+
+async def test_kube_dns_service_resolves(api_server, monkeypatch):
+    """The kube-dns Service object is valid for the API server and served like any other;
+    the server built as `k1s up` builds it (controller(), from the environment)."""
+    from k1s.dns.server import controller
+    from k1s.dns.service import kube_dns_service
+    monkeypatch.setenv("K1S_DNS_PORT", "0")
+    made = {}
+
+    def factory(ctx):
+        made["srv"] = controller(ctx)
+        return made["srv"]
+
+    async with running_controllers(api_server.url, factory) as c:
+        await asyncio.wait_for(made["srv"].ready.wait(), 30)
+        port = made["srv"].port
+        created = await c.create(SVC, kube_dns_service(), "kube-system")
+        assert created["spec"]["clusterIP"] == "10.96.0.10"
+
+        async def resolves():
+            r = await query(port, f"kube-dns.kube-system.svc.{Z}")
+            return values(r) == {"10.96.0.10"}
+
+        await eventually(resolves, 20)
+        r = await query(port, f"_dns._udp.kube-dns.kube-system.svc.{Z}", "SRV")
+        assert values(r) == {f"0 100 53 kube-dns.kube-system.svc.{Z}."}
+        r = await query(port, f"_dns-tcp._tcp.kube-dns.kube-system.svc.{Z}", "SRV")
+        assert values(r) == {f"0 100 53 kube-dns.kube-system.svc.{Z}."}
+        assert values(await query(port, "10.0.96.10.in-addr.arpa", "PTR")) == {
+            f"kube-dns.kube-system.svc.{Z}."}
+        # the default namespace exists: an empty non-terminal, not NXDOMAIN
+        r = await query(port, f"default.svc.{Z}")
+        assert r.header.rcode == 0 and not r.rr
+        assert (await query(port, f"nope.svc.{Z}")).header.rcode == 3

@@ -22,6 +22,7 @@ def world() -> ZoneData:
                 ports=(("http", 80, "TCP"), ("dns", 53, "UDP"), (None, 8080, "TCP"))),
         service("kubernetes", cluster_ip="10.96.0.1", ports=(("https", 443, "TCP"),)),
         service("ext", external_name="example.com"),
+        service("extip", external_name="192.0.2.1"),
         service("api", "other", cluster_ip="10.96.0.30", ports=(("grpc", 9000, "TCP"),)),
     ]
     slices = [
@@ -94,6 +95,7 @@ CASES = [
     ("ext.default.svc.cluster.local", "A", NOERROR, {("CNAME", "example.com.")}),
     ("ext.default.svc.cluster.local", "CNAME", NOERROR, {("CNAME", "example.com.")}),
     ("x.ext.default.svc.cluster.local", "A", NXDOMAIN, set()),
+    ("extip.default.svc.cluster.local", "A", NXDOMAIN, set()),
     # -- PTR -------------------------------------------------------------------------------------
     ("5.0.244.10.in-addr.arpa", "PTR", NOERROR, {("PTR", f"web-0.{N}.")}),
     ("8.0.244.10.in-addr.arpa", "PTR", NOERROR, {("PTR", f"10-244-0-8.{N}.")}),

@@ -109,6 +109,14 @@ def _is_ipv4(s: str) -> bool:
         return False
 
 
+def _is_ip(s: str) -> bool:
+    try:
+        ipaddress.ip_address(s)
+        return True
+    except ValueError:
+        return False
+
+
 def generated_label(ip: str) -> str:
     """CoreDNS's name for an endpoint without hostname: its IP with dashes."""
     return ip.replace(".", "-").replace(":", "-")
@@ -376,8 +384,8 @@ def _service_answer(data: ZoneData, owner: str, labels: list[str], qtype: str) -
     base = f"{view.name}.{view.namespace}.svc.{data.zone}."
 
     if view.kind == "ExternalName":
-        if rest or not view.external_name:
-            return _nx(data)
+        if rest or not view.external_name or _is_ip(view.external_name):
+            return _nx(data)        # CoreDNS: an IP in externalName is no CNAME target
         target = view.external_name.rstrip(".") + "."
         return Answer(NOERROR, [Record(owner, "CNAME", target)])
 

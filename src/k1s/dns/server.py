@@ -23,15 +23,17 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
 
 from .records import ZoneData
+from .service import KUBE_DNS_IP
 from .wire import Responder
 from .zone import ZoneWatcher
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DNS_IP = "10.96.0.10"       # kube-dns Service cluster IP (kubeadm's default)
+DEFAULT_DNS_IP = KUBE_DNS_IP        # answered for ns.dns.<zone>
 MAX_TCP_CONNS = 128
 TCP_IDLE_TIMEOUT = 10.0             # seconds, like CoreDNS's default read timeout
 UDP_MAX_QUEUED = 256 * 1024         # bytes asyncio may hold for a slow UDP socket
@@ -107,6 +109,8 @@ class DNSServer:
                     self._tcp_client, sock=s, backlog=MAX_TCP_CONNS, limit=2 ** 16 + 2))
             if self.port is None:
                 self.port = s.getsockname()[1]
+        log.info("cluster DNS for %s serving on %s (UDP and TCP)", self.data.zone,
+                 ", ".join(f"{h}:{p}" for h, p, *_ in (s.getsockname() for s in socks)))
         self.ready.set()
 
     async def stop(self) -> None:
@@ -173,3 +177,12 @@ class DNSServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+def controller(ctx) -> DNSServer:
+    """The DNS server as `k1s up` runs it, where to listen read from the environment:
+    K1S_DNS_HOST (default 127.0.0.1), K1S_DNS_PORT (default 0: a free port, logged),
+    K1S_CLUSTER_DOMAIN (default cluster.local)."""
+    return DNSServer(ctx, host=os.environ.get("K1S_DNS_HOST", "127.0.0.1"),
+                     port=int(os.environ.get("K1S_DNS_PORT", "0")),
+                     zone=os.environ.get("K1S_CLUSTER_DOMAIN", "cluster.local"))
