@@ -43,6 +43,11 @@ class RecentWrites:
         self._by_owner.setdefault(owner, {})[obj["metadata"]["name"]] = (
             _rv(obj), None, time.monotonic())
 
+    def is_ours(self, owner: str, obj: dict) -> bool:
+        """Whether `obj` is exactly the version we wrote (an echo of our own write)."""
+        entry = (self._by_owner.get(owner) or {}).get(((obj.get("metadata") or {}).get("name")))
+        return entry is not None and entry[1] is not None and entry[0] == _rv(obj)
+
     def forget(self, owner: str) -> None:
         self._by_owner.pop(owner, None)
 

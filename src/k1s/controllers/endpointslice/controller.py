@@ -90,8 +90,7 @@ class EndpointSliceController:
                                   on_delete=self._service_changed)
         self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated,
                               on_delete=self._pod_added)
-        self.slices.add_handler(on_update=lambda _o, n: self._slice_changed(n),
-                                on_delete=self._slice_changed)
+        self.slices.add_handler(on_update=self._slice_updated, on_delete=self._slice_changed)
         self.nodes.add_handler(on_update=self._node_updated)
 
     # -- event handlers: which Service keys to queue ----------------------------------------------
@@ -114,6 +113,13 @@ class EndpointSliceController:
             keys |= self._services_of(old)
         for key in keys:
             self.queue.add_after(key, self.batch_period)
+
+    def _slice_updated(self, old: dict, new: dict) -> None:
+        # a slice someone else changed (or took over: managed-by changed) is set right again;
+        # the echo of our own write is not worth a sync
+        for key in set(_slice_service(old)) | set(_slice_service(new)):
+            if not self.recent.is_ours(key, new):
+                self.queue.add_after(key, self.batch_period)
 
     def _slice_changed(self, sl: dict) -> None:
         for key in _slice_service(sl):

@@ -145,7 +145,7 @@ def owner_ref(svc: dict) -> dict:
 
 def owned_by(sl: dict, svc: dict) -> bool:
     uid = meta(svc).get("uid")
-    return any(r.get("uid") == uid and r.get("controller")
+    return any(r.get("uid") == uid and r.get("kind") == "Service" and r.get("apiVersion") == "v1"
                for r in meta(sl).get("ownerReferences") or ())
 
 
