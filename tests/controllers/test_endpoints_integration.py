@@ -7,15 +7,18 @@ collector for slices), and real kubectl printing both kinds."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 
 import pytest
 import yaml
 
 from k1s.api import registry
+from k1s.client.errors import ApiError
 from k1s.controllers.endpoints.controller import EndpointsController
 from k1s.controllers.endpointslice.controller import EndpointSliceController
 from k1s.controllers.garbage_collector.controller import GarbageCollector
+from k1s.controllers.statefulset.controller import StatefulSetController
 from ctrl_util import eventually, get_or_none, running_controllers
 from k1s_harness import pinned_kubectl
 
@@ -247,6 +250,43 @@ async def test_many_pods_pack_into_slices(client):
     await endpoints_where(client, lambda e: len(addresses(e)) == 120)
     items = await slices_where(client, lambda it: all(c[1] for c in slice_conditions(it)))
     assert sorted(len(s["endpoints"]) for s in items) == [20, 100]
+
+
+async def test_seed_statefulset_pods_get_per_pod_endpoints(api_server):
+    """The whole seed file: the StatefulSet controller makes web-0/web-1 (hostname web-N,
+    subdomain nginx); a kubelet stand-in binds them and reports IP and readiness."""
+    with open(SEED) as f:
+        sts = next(d for d in yaml.safe_load_all(f) if d["kind"] == "StatefulSet")
+    async with running_controllers(api_server.url, StatefulSetController, EndpointsController,
+                                   EndpointSliceController) as c:
+        await c.create(SVC, seed_service(), NS)
+        await c.create(registry.get("statefulsets.apps"), sts, NS)
+
+        async def kubelet():
+            while True:
+                for p in (await c.list(POD, NS))["items"]:
+                    name = p["metadata"]["name"]
+                    if not p["spec"].get("nodeName"):
+                        with contextlib.suppress(ApiError):
+                            await c.create(POD, {"apiVersion": "v1", "kind": "Binding",
+                                                 "metadata": {"name": name},
+                                                 "target": {"kind": "Node", "name": "node-1"}},
+                                           NS, subresource="binding", name=name)
+                    if not (p.get("status") or {}).get("podIP"):
+                        with contextlib.suppress(ApiError):
+                            await set_ready(c, name, True, f"10.244.0.{10 + int(name[4:])}")
+                await asyncio.sleep(0.05)
+        task = asyncio.create_task(kubelet())
+        try:
+            ep = await endpoints_where(c, lambda e: len(addresses(e)) == 2)
+            assert addresses(ep) == [("10.244.0.10", "web-0", "node-1", "web-0"),
+                                     ("10.244.0.11", "web-1", "node-1", "web-1")]
+            items = await slices_where(c, lambda it: len(slice_conditions(it)) == 2)
+            assert sorted(e["hostname"] for e in items[0]["endpoints"]) == ["web-0", "web-1"]
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def kubectl(api_server, *args) -> str:
