@@ -26,7 +26,6 @@ import os
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -200,7 +199,7 @@ async def throughput(seconds: float, window: int, cached: bool) -> None:
 
 def load(port: int, seconds: float, window: int) -> None:
     """Client process: keep `window` queries in flight, count answers."""
-    names = [(f"big-7.big.default.svc.cluster.local", "A"),
+    names = [("big-7.big.default.svc.cluster.local", "A"),
              ("big.default.svc.cluster.local", "A"),
              ("_web._tcp.big.default.svc.cluster.local", "SRV")]
     queries = []

@@ -233,3 +233,49 @@ async def test_kube_dns_service_resolves(api_server, monkeypatch):
         r = await query(port, f"default.svc.{Z}")
         assert r.header.rcode == 0 and not r.rr
         assert (await query(port, f"nope.svc.{Z}")).header.rcode == 3
+
+
+async def test_garbage_and_abrupt_clients_do_not_stop_the_server(dns):
+    c, srv = dns
+    loop = asyncio.get_running_loop()
+
+    class Sink(asyncio.DatagramProtocol):
+        def __init__(self):
+            self.got: list[bytes] = []
+
+        def datagram_received(self, data, addr):
+            self.got.append(data)
+
+    sink = Sink()
+    tr, _ = await loop.create_datagram_endpoint(lambda: sink,
+                                                remote_addr=("127.0.0.1", srv.port))
+    junks = (b"", b"\x00", b"\xff" * 11, b"\x12\x34\x01\x00" + b"\xff" * 40,
+             bytes(range(256)))
+    for junk in junks:
+        tr.sendto(junk)
+    # TCP: a length prefix promising more than is sent, then hang up; a half prefix; garbage
+    for junk in (b"\xff\xff\x00\x01", b"\x00", b"\x00\x05hello"):
+        _, w = await asyncio.open_connection("127.0.0.1", srv.port)
+        w.write(junk)
+        await w.drain()
+        w.close()
+    # two queries pipelined on one TCP connection: both answered, in order, on that connection
+    r, w = await asyncio.open_connection("127.0.0.1", srv.port)
+    qs = [DNSRecord.question(f"dns-version.{Z}", "TXT"), DNSRecord.question(f"nope.{Z}")]
+    for q in qs:
+        raw = q.pack()
+        w.write(len(raw).to_bytes(2, "big") + raw)
+    await w.drain()
+    for q in qs:
+        size = int.from_bytes(await r.readexactly(2), "big")
+        got = DNSRecord.parse(await r.readexactly(size))
+        assert got.header.id == q.header.id
+    w.close()
+    assert values(await query(srv.port, f"dns-version.{Z}", "TXT")) == {'"1.0.1"'}
+    # the garbage that had a header got FORMERR back, the runts nothing
+    async def formerrs():
+        return len(sink.got) >= 2
+
+    await eventually(formerrs, 10)
+    tr.close()
+    assert all(DNSRecord.parse(g).header.rcode == 1 for g in sink.got)

@@ -12,8 +12,10 @@ KUBE_DNS_IP = "10.96.0.10"      # kubeadm's default: the 10th address of the ser
 NAME, NAMESPACE = "kube-dns", "kube-system"
 
 
-def kube_dns_service(cluster_ip: str = KUBE_DNS_IP) -> dict:
-    return {
+def kube_dns_service(cluster_ip: str | None = KUBE_DNS_IP) -> dict:
+    """The Service object; cluster_ip None leaves the address to the allocator (for a cluster
+    where 10.96.0.10 was already handed to another Service)."""
+    svc = {
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": NAME, "namespace": NAMESPACE,
                      "labels": {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true",
@@ -27,3 +29,6 @@ def kube_dns_service(cluster_ip: str = KUBE_DNS_IP) -> dict:
                            {"name": "metrics", "port": 9153, "protocol": "TCP",
                             "targetPort": 9153}]},
     }
+    if cluster_ip is None:
+        del svc["spec"]["clusterIP"], svc["spec"]["clusterIPs"]
+    return svc
