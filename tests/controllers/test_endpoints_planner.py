@@ -307,3 +307,30 @@ def test_every_eligible_pod_exactly_once(specs, publish, named):
     # planning again over what was written is a no-op
     cur = stored(P.plan(svc, selected, None).obj)
     assert P.plan(svc, list(reversed(selected)), cur) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(specs=st.lists(st.tuples(st.sets(st.sampled_from(["web", "admin", "metrics"])),
+                                st.booleans()), max_size=15))
+def test_repacked_subsets_list_each_pod_port_pair_exactly_once(specs):
+    """Repacking is lossless: (pod, port) pairs in = (address, port) pairs out, readiness kept,
+    and no two subsets could be merged (their address sets differ)."""
+    svc = service(ports=(("web", 80, "web"), ("admin", 81, "admin"), ("metrics", 82, "metrics")))
+    number = {"web": 80, "admin": 81, "metrics": 82}
+    pods = [pod(f"p{i}", f"10.0.2.{i}", ready=ready,
+                ports=tuple((n, number[n] + 1000) for n in sorted(names)))
+            for i, (names, ready) in enumerate(specs)]
+    got = P.desired_subsets(svc, pods)
+    pairs = []
+    for sub in got:
+        assert sub.get("ports"), "every subset lists ports"
+        for field, ready in (("addresses", True), ("notReadyAddresses", False)):
+            for a in sub.get(field) or ():
+                for p in sub["ports"]:
+                    pairs.append((a["targetRef"]["name"], p["name"], p["port"], ready))
+    want = [(f"p{i}", n, number[n] + 1000, ready)
+            for i, (names, ready) in enumerate(specs) for n in names]
+    assert sorted(pairs) == sorted(want)
+    members = [frozenset((a["ip"], f) for f in ("addresses", "notReadyAddresses")
+                         for a in sub.get(f) or ()) for sub in got]
+    assert len(set(members)) == len(members)
