@@ -162,3 +162,11 @@ def test_cached_responses_follow_the_zone_and_echo_the_id():
     qb = DNSRecord.question("many.default.svc.cluster.local").pack()
     assert DNSRecord.parse(cached(qb)).header.tc == 1
     assert len(DNSRecord.parse(cached(qb, udp=False)).rr) == 40
+
+
+def test_unknown_edns_version_is_badvers():
+    q = DNSRecord.question("nginx.default.svc.cluster.local")
+    q.add_ar(EDNS0(udp_len=4096, version=1))
+    r = DNSRecord.parse(respond(q.pack(), ZONE))
+    (opt,) = [a for a in r.ar if a.rtype == QTYPE.OPT]
+    assert (opt.ttl >> 24) << 4 | r.header.rcode == 16 and not r.rr

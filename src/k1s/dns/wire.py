@@ -10,7 +10,8 @@ records.answer, encodes, and fits the response to the transport:
   question with TC set, and the client retries over TCP, where up to 65535 bytes go.
 - Malformed input never raises: a message too short for a header, or a response, is dropped
   (None); one that fails to parse, or has other than one question, gets FORMERR; an opcode other
-  than QUERY gets NOTIMP; a class other than IN (or ANY) gets REFUSED.
+  than QUERY gets NOTIMP; a class other than IN (or ANY) gets REFUSED; an EDNS version other
+  than 0 gets BADVERS.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ EDNS_UDP = 1232         # what we advertise (DNS flag day 2020 value)
 MAX_EDNS_UDP = 4096     # never send more than this over UDP, whatever the client says
 MAX_TCP = 65535
 CLASS_IN, CLASS_ANY = 1, 255
+BADVERS = 16
 
 
 def _rdata(rec: Record):
@@ -96,6 +98,12 @@ def respond(data: bytes, zone: ZoneData, *, udp: bool = True) -> bytes | None:
     if udp:
         limit = PLAIN_UDP if opt is None else max(PLAIN_UDP, min(opt.rclass, MAX_EDNS_UDP))
     q = query.q
+    if opt is not None and (opt.ttl >> 16) & 0xFF != 0:
+        # RFC 6891 §6.1.3: an EDNS version we do not speak gets BADVERS (16: extended rcode
+        # 1 in the OPT record, 0 in the header) and our version, 0
+        reply = _reply(query, 0)
+        reply.add_ar(EDNS0(udp_len=EDNS_UDP, ext_rcode=BADVERS >> 4))
+        return reply.pack()
     if q.qclass not in (CLASS_IN, CLASS_ANY):
         reply = _reply(query, REFUSED)
     else:
