@@ -13,8 +13,8 @@ namespace it was created in, so the server can run in the agent's process.
 Bounded resources: a UDP datagram is answered synchronously in the receive callback (no
 per-query task); when the kernel buffer is full and asyncio starts queueing, further responses
 are dropped rather than queued (a client retries). TCP connections are capped (MAX_TCP_CONNS,
-excess ones closed), each idles out after TCP_IDLE_TIMEOUT, and every message is length-bounded
-by its 16-bit prefix.
+excess ones closed), each is closed when a whole message takes longer than TCP_IDLE_TIMEOUT to
+arrive (idle or dripping), and every message is length-bounded by its 16-bit prefix.
 """
 
 from __future__ import annotations
@@ -155,9 +155,9 @@ class DNSServer:
         try:
             while True:
                 try:
-                    head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
-                    size = int.from_bytes(head, "big")
-                    data = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE_TIMEOUT)
+                    # one deadline for the whole message: a client dripping bytes cannot hold
+                    # a connection slot longer than a silent one
+                    data = await asyncio.wait_for(_read_message(reader), TCP_IDLE_TIMEOUT)
                 except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
                     return
                 try:
@@ -177,6 +177,11 @@ class DNSServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+async def _read_message(reader: asyncio.StreamReader) -> bytes:
+    size = int.from_bytes(await reader.readexactly(2), "big")
+    return await reader.readexactly(size)
 
 
 def controller(ctx) -> DNSServer:
