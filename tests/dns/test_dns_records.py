@@ -223,3 +223,10 @@ def test_generated_label_and_reverse_ip():
     assert reverse_ip("08.0.244.10.in-addr.arpa") is None
     assert reverse_ip("256.0.244.10.in-addr.arpa") is None
     assert reverse_ip("0.244.10.in-addr.arpa") is None
+
+
+def test_srv_weight_shares_100_but_is_at_least_1():
+    eps = [endpoint(f"10.3.0.{i}", f"p-{i}") for i in range(1, 151)]
+    data = ZoneData.build([service("h", cluster_ip="None")], [endpoint_slice("h-1", "h", eps)])
+    got = answer(data, "_web._tcp.h.default.svc.cluster.local", "SRV")
+    assert len(got.answer) == 150 and {r.value[1] for r in got.answer} == {1}

@@ -416,7 +416,7 @@ def _service_answer(data: ZoneData, owner: str, labels: list[str], qtype: str) -
         srv = list(dict.fromkeys((p.port, target, ip) for ip, p, target in items if p.port >= 0))
         if not srv:
             return _nodata(data)
-        weight = 100 // len(srv)   # CoreDNS: 100 shared out over one priority group
+        weight = max(1, 100 // len(srv))   # CoreDNS: 100 shared out, at least 1 each
         ans = [Record(owner, "SRV", (0, weight, p, target)) for p, target, _ in srv]
         extra = list(dict.fromkeys(Record(target, "A", ip) for _, target, ip in srv))
         return Answer(NOERROR, ans, additional=extra)
