@@ -56,6 +56,23 @@ def _node_lifecycle(ctx) -> Any:
     return NodeLifecycleController(ctx)
 
 
+def _endpoint(ctx) -> Any:
+    from .endpoints.controller import EndpointsController
+    return EndpointsController(ctx)
+
+
+def _endpointslice(ctx) -> Any:
+    from .endpointslice.controller import EndpointSliceController
+    return EndpointSliceController(ctx)
+
+
+def _dns(ctx) -> Any:
+    # cluster DNS (CoreDNS's role), answering from the shared informers; where it listens comes
+    # from K1S_DNS_HOST / K1S_DNS_PORT (loopback and a free port unless told otherwise)
+    from k1s.dns.server import controller
+    return controller(ctx)
+
+
 def _scheduler(ctx) -> Any:
     # The scheduler is its own component (`k1s scheduler` later); `k1s up` runs it beside the
     # controllers on the same informers.
@@ -75,4 +92,7 @@ CONTROLLERS: dict[str, Callable[[Any], Any]] = {
     "statefulset": _statefulset,
     "node-lifecycle": _node_lifecycle,
     "scheduler": _scheduler,
+    "endpoint": _endpoint,
+    "endpointslice": _endpointslice,
+    "dns": _dns,
 }
