@@ -87,7 +87,7 @@ def test_names_are_safe_and_tell_nodes_apart(a, b, uid):
         assert not netns.pod_netns_prefix("k1s", a).startswith(netns.pod_netns_prefix("k1s", b))
 
 
-# -- namespaces and threads -------------------------------------------------------------------------
+# -- namespaces and threads ---------------------------------------------------------------------
 def _own_netns() -> str:
     return os.readlink("/proc/thread-self/ns/net")
 
