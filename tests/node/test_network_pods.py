@@ -9,6 +9,8 @@ namespace except to inspect its routing table, which sends nothing).
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import ipaddress
 import os
 import socket
@@ -243,3 +245,26 @@ def test_restart_readopts_existing_pods_and_their_addresses(prefix, node):
     got, seen = echo_once(pods[0].path, "0.0.0.0", pods[1].path, kept[uids[0]])
     assert got == b"ping\n" and seen == kept[uids[1]]
     assert stranger.exists()
+
+
+def test_concurrent_setups_on_a_fresh_node_all_succeed(prefix):
+    """The agent sets pods up from several worker threads; the first ones race to build the
+    node namespace and its bridge."""
+    node = NodeNetwork("node-c", CIDR, prefix=prefix)
+    pool = AddressPool(CIDR)
+    pods = [PodNetwork(node, new_uid()) for _ in range(8)]
+    wanted = {p.uid: pool.allocate(p.uid) for p in pods}
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        got = list(ex.map(lambda p: p.setup(wanted[p.uid]), pods))
+    assert got == [wanted[p.uid] for p in pods]
+    assert node.pods() == wanted
+    assert set(links_in(node.path)) == {"lo", links.BRIDGE} | {p.host_ifname for p in pods}
+    got, seen = echo_once(pods[0].path, "0.0.0.0", pods[-1].path, wanted[pods[0].uid])
+    assert got == b"ping\n" and seen == wanted[pods[-1].uid]
+
+
+async def test_netlink_calls_refuse_to_run_on_the_event_loop(node):
+    pod = PodNetwork(node, new_uid())
+    with pytest.raises(RuntimeError, match="worker thread"):
+        pod.setup("10.244.3.9")
+    assert await asyncio.to_thread(pod.setup, "10.244.3.9") == "10.244.3.9"

@@ -11,7 +11,9 @@ Blocking calls (netlink through pyroute2): run them in a worker thread from asyn
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import threading
 
 from . import links, netns
 from .links import BRIDGE
@@ -33,6 +35,7 @@ class NodeNetwork:
         self.name = netns.node_netns_name(prefix, node_name)
         self.path = netns.path_of(self.name)
         self._ready = False
+        self._lock = threading.Lock()       # concurrent pod setups build the node once
 
     def __repr__(self) -> str:
         return f"NodeNetwork({self.name}, {self.cidr})"
@@ -45,16 +48,21 @@ class NodeNetwork:
     def ensure(self) -> None:
         """Create the node namespace, bring loopback up, create the bridge with the gateway
         address and bring it up. Safe to repeat, and converges after a crash at any step."""
-        netns.create(self.name)
-        with links.rtnl(self.path) as ipr:
-            links.up(ipr, ipr.link_lookup(ifname="lo")[0])
-            br = links.find_link(ipr, BRIDGE)
-            if br is None:
-                ipr.link("add", ifname=BRIDGE, kind="bridge")
+        with self._lock:
+            netns.create(self.name)
+            with links.rtnl(self.path) as ipr:
+                links.up(ipr, ipr.link_lookup(ifname="lo")[0])
                 br = links.find_link(ipr, BRIDGE)
-            links.set_only_address(ipr, br["index"], self.gateway)
-            links.up(ipr, br["index"])
-        self._ready = True
+                if br is None:
+                    try:
+                        ipr.link("add", ifname=BRIDGE, kind="bridge")
+                    except Exception as e:      # another agent process made it meanwhile
+                        if getattr(e, "code", None) != errno.EEXIST:
+                            raise
+                    br = links.find_link(ipr, BRIDGE)
+                links.set_only_address(ipr, br["index"], self.gateway)
+                links.up(ipr, br["index"])
+            self._ready = True
 
     def ensure_once(self) -> None:
         if not self._ready:

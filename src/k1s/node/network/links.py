@@ -9,6 +9,7 @@ own event loop: call these from a worker thread (asyncio.to_thread), never from 
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 
@@ -22,6 +23,13 @@ BRIDGE = "k1s0"          # the bridge in every node namespace
 
 def rtnl(path: str) -> IPRoute:
     """An IPRoute handle for the namespace at `path` (close it, or use it as a context)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:      # pyroute2 would try to run its loop inside ours, and fail obscurely
+        raise RuntimeError("netlink calls block: run them in a worker thread "
+                           "(asyncio.to_thread), not on the event loop")
     sock = netns.socket_in(path, socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
     return IPRoute(fileno=sock.detach())
 
