@@ -1,0 +1,346 @@
+"""One container's processes: start, logs, exit status, stop, and re-adoption by pid files.
+
+`start_container(...)` forks a small monitor (as conmon does for CRI-O) that outlives the agent:
+1. the monitor leaves the agent's session and file descriptors behind, unshares a PID
+   namespace and forks the container's first process, which becomes PID 1 there;
+2. it puts that process in the container's cgroup before letting it continue; the process
+   joins the pod's net/UTS/IPC namespaces (the sandbox holder's), makes its own mount
+   namespace and view (`sandbox.build_root`), and execs the command;
+3. the monitor copies stdout/stderr into `<data>/pods/<uid>/logs/<name>/<restart>.log` in the
+   CRI format (`<RFC3339Nano> stdout F <line>`; `P` for a partial line), rotating by size,
+   then waits for the process and writes `exit.json` (exit code, reason, time).
+The agent learns the outcome from files (`state.json`, `exit.json`), so a restarted agent reads
+exactly what the old one would have: `read_state` checks the pid's start time in
+/proc/<pid>/stat, so a recycled pid is never taken for the container.
+
+Exit codes as upstream: the status, or 128+signal; reason Completed (0), Error, OOMKilled
+(killed while the cgroup's oom_kill counter moved), StartError (the exec failed; code 128).
+Stopping (`stop_container`): the stop signal to PID 1, and SIGKILL after the grace period;
+PID 1's death makes the kernel kill every other process of the PID namespace, and the cgroup
+is killed too for good measure.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import shutil
+import time
+from dataclasses import dataclass, field
+
+from . import linux
+from .cgroups import Cgroup, Limits
+from .sandbox import (Holder, VolumeMount, build_root, check_name, close_fds_except,
+                      pod_dir, read_json, reset_signals, write_json)
+
+LOG_MAX_BYTES = 10 * 1024 * 1024       # kubelet's containerLogMaxSize default
+LOG_MAX_FILES = 5                      # kubelet's containerLogMaxFiles default
+PARTIAL_CHUNK = 16 * 1024              # a line longer than this is split into P records
+
+
+@dataclass
+class ContainerSpec:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    working_dir: str = ""
+    limits: Limits = field(default_factory=Limits)
+    image_binds: list[tuple[str, str]] = field(default_factory=list)   # (host, container)
+    volumes: list[VolumeMount] = field(default_factory=list)
+    restart: int = 0
+    log_max_bytes: int = LOG_MAX_BYTES
+    log_max_files: int = LOG_MAX_FILES
+
+
+@dataclass
+class ContainerState:
+    name: str
+    pid: int = 0
+    start_time: int | None = None
+    started_at: float | None = None
+    restart: int = 0
+    exit_code: int | None = None         # None while running
+    reason: str = ""
+    message: str = ""
+    finished_at: float | None = None
+    log_path: str = ""
+    notes: list[str] = field(default_factory=list)    # limits not enforced, overlay fallback
+
+    @property
+    def running(self) -> bool:
+        return self.exit_code is None and linux.alive(self.pid, self.start_time)
+
+
+def container_dir(data_dir: str, uid: str, name: str) -> str:
+    return os.path.join(pod_dir(data_dir, uid), "containers", check_name(name))
+
+
+def log_path(data_dir: str, uid: str, name: str, restart: int) -> str:
+    return os.path.join(pod_dir(data_dir, uid), "logs", check_name(name), f"{int(restart)}.log")
+
+
+# -- CRI log writing ---------------------------------------------------------------------------
+def rfc3339nano(ns: int) -> str:
+    secs, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+
+
+class LogWriter:
+    """CRI-format records into `path`; past max_bytes the file becomes path.1 (older ones
+    shift up; at most max_files files in all) and a new one starts."""
+
+    def __init__(self, path: str, max_bytes: int = LOG_MAX_BYTES,
+                 max_files: int = LOG_MAX_FILES):
+        self.path, self.max_bytes, self.max_files = path, max_bytes, max(1, max_files)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self.size = os.fstat(self.fd).st_size
+        self.pending = {"stdout": b"", "stderr": b""}
+
+    def feed(self, stream: str, data: bytes) -> None:
+        buf = self.pending[stream] + data
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            self._record(stream, b"F", buf[:nl])
+            buf = buf[nl + 1:]
+        while len(buf) >= PARTIAL_CHUNK:
+            self._record(stream, b"P", buf[:PARTIAL_CHUNK])
+            buf = buf[PARTIAL_CHUNK:]
+        self.pending[stream] = buf
+
+    def close(self) -> None:
+        for stream, buf in self.pending.items():
+            if buf:
+                self._record(stream, b"F", buf)
+        self.pending = {"stdout": b"", "stderr": b""}
+        os.close(self.fd)
+
+    def _record(self, stream: str, tag: bytes, line: bytes) -> None:
+        rec = (rfc3339nano(time.time_ns()).encode() + b" " + stream.encode() + b" " + tag +
+               b" " + line + b"\n")
+        if self.size and self.size + len(rec) > self.max_bytes:
+            self._rotate()
+        os.write(self.fd, rec)
+        self.size += len(rec)
+
+    def _rotate(self) -> None:
+        os.close(self.fd)
+        keep = self.max_files - 1
+        if keep <= 0:
+            os.unlink(self.path)
+        else:
+            for i in range(keep, 0, -1):
+                src = self.path if i == 1 else f"{self.path}.{i - 1}"
+                if os.path.exists(src):
+                    os.replace(src, f"{self.path}.{i}")
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                          0o640)
+        self.size = 0
+
+
+# -- start -------------------------------------------------------------------------------------
+def start_container(data_dir: str, uid: str, holder: Holder, spec: ContainerSpec,
+                    files: dict[str, str]) -> ContainerState:
+    """Start one container of the pod whose namespaces `holder` keeps. Returns once its
+    process has exec'd (or failed to: then the state already holds the exit)."""
+    cdir = container_dir(data_dir, uid, spec.name)
+    os.makedirs(cdir, exist_ok=True)
+    for sub in ("upper", "work", "rootfs"):            # a fresh writable layer per start
+        p = os.path.join(cdir, sub)
+        if sub != "rootfs":
+            shutil.rmtree(p, ignore_errors=True)
+        os.makedirs(p, exist_ok=True)
+    for f in ("state.json", "exit.json"):
+        try:
+            os.unlink(os.path.join(cdir, f))
+        except FileNotFoundError:
+            pass
+    cg = Cgroup.create(uid, spec.name, spec.limits)
+    lpath = log_path(data_dir, uid, spec.name, spec.restart)
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(r)
+            _monitor(data_dir, cdir, holder, spec, files, cg, lpath, w)
+            code = 0
+        except BaseException:                          # noqa: BLE001 - nothing may escape
+            pass
+        os._exit(code)
+    os.close(w)
+    chunks = []
+    while True:
+        b = os.read(r, 4096)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(r)
+    st = read_state(data_dir, uid, spec.name)
+    if st is None:
+        _reap(pid)
+        raise OSError(errno.EIO, f"container {spec.name}: the monitor died before starting it: "
+                      f"{b''.join(chunks).decode(errors='replace')}")
+    st.notes = list(cg.problems) + st.notes
+    return st
+
+
+def _monitor(data_dir: str, cdir: str, holder: Holder, spec: ContainerSpec,
+             files: dict[str, str], cg: Cgroup, lpath: str, ready_w: int) -> None:
+    os.setsid()
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
+    close_fds_except({ready_w})                        # the agent's sockets stay the agent's
+    ns_fds = [os.open(holder.ns_path(k), os.O_RDONLY | os.O_CLOEXEC)
+              for k in ("net", "uts", "ipc")]
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    exc_r, exc_w = os.pipe2(os.O_CLOEXEC)
+    linux.unshare(linux.CLONE_NEWPID)
+    pid = os.fork()
+    if pid == 0:                                       # PID 1 of the container's namespace
+        try:
+            for fd in (out_r, err_r, go_w, exc_r, ready_w):
+                os.close(fd)
+            if os.read(go_r, 1) != b"g":
+                os._exit(1)
+            for fd in ns_fds:
+                linux.setns(fd, 0)
+            linux.unshare(linux.CLONE_NEWNS)
+            fallback = build_root(os.path.join(cdir, "rootfs"), os.path.join(cdir, "upper"),
+                                  os.path.join(cdir, "work"), data_dir=data_dir, files=files,
+                                  image_binds=spec.image_binds, volumes=spec.volumes)
+            if fallback:
+                os.write(exc_w, b"N" + fallback.encode())
+            os.dup2(out_w, 1)                          # stdin stays /dev/null
+            os.dup2(err_w, 2)
+            env = dict(spec.env)
+            env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            if spec.working_dir:
+                os.makedirs(spec.working_dir, exist_ok=True)
+                os.chdir(spec.working_dir)
+            close_fds_except({exc_w})
+            reset_signals()
+            os.execvpe(spec.argv[0], spec.argv, env)
+        except BaseException as e:                     # noqa: BLE001 - reported as StartError
+            try:
+                os.write(exc_w, b"E" + f"{e}".encode()[:4000])
+            finally:
+                os._exit(127)
+    for fd in (out_w, err_w, go_r, exc_w, *ns_fds):
+        os.close(fd)
+    notes: list[str] = []
+    try:
+        cg.add(pid)
+    except OSError as e:
+        notes.append(f"cgroup: {e.strerror}: limits not enforced")
+    start_time = linux.proc_start_time(pid)
+    state = {"pid": pid, "start_time": start_time, "started_at": time.time(),
+             "restart": spec.restart, "log_path": lpath, "monitor": os.getpid(),
+             "monitor_start": linux.proc_start_time(os.getpid()), "notes": notes}
+    os.write(go_w, b"g")
+    os.close(go_w)
+    msg = b""
+    while True:
+        b = os.read(exc_r, 4096)
+        if not b:
+            break
+        msg += b
+    os.close(exc_r)
+    error = ""
+    if msg.startswith(b"N"):
+        notes.append(msg[1:].decode(errors="replace"))
+    elif msg.startswith(b"E"):
+        error = msg[1:].decode(errors="replace")
+    write_json(os.path.join(cdir, "state.json"), state)
+    os.close(ready_w)                                  # the agent may read state.json now
+    log = LogWriter(lpath, spec.log_max_bytes, spec.log_max_files)
+    streams = {out_r: "stdout", err_r: "stderr"}
+    while streams:
+        ready, _, _ = select.select(list(streams), [], [])
+        for fd in ready:
+            data = os.read(fd, 65536)
+            if data:
+                log.feed(streams[fd], data)
+            else:
+                os.close(fd)
+                del streams[fd]
+    log.close()
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        code = 128 - code
+    if error:
+        code, reason = 128, "StartError"
+    elif code == 137 and cg.oom_killed():
+        reason = "OOMKilled"
+    else:
+        reason = "Completed" if code == 0 else "Error"
+    cg.kill()                                          # nothing of it may outlive PID 1
+    cg.remove()
+    write_json(os.path.join(cdir, "exit.json"),
+               {"exit_code": code, "reason": reason, "message": error,
+                "finished_at": time.time()})
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+# -- state, re-adoption ------------------------------------------------------------------------
+def read_state(data_dir: str, uid: str, name: str) -> ContainerState | None:
+    """What the files say about a container: None if it was never started."""
+    cdir = container_dir(data_dir, uid, name)
+    s = read_json(os.path.join(cdir, "state.json"))
+    if s is None:
+        return None
+    st = ContainerState(name=name, pid=int(s["pid"]), start_time=s.get("start_time"),
+                        started_at=s.get("started_at"), restart=int(s.get("restart", 0)),
+                        log_path=s.get("log_path", ""), notes=list(s.get("notes") or []))
+    e = read_json(os.path.join(cdir, "exit.json"))
+    if e is not None:
+        st.exit_code, st.reason = int(e["exit_code"]), e.get("reason", "")
+        st.message, st.finished_at = e.get("message", ""), e.get("finished_at")
+    elif not linux.alive(st.pid, st.start_time) and \
+            not linux.alive(int(s.get("monitor", 0)), s.get("monitor_start")):
+        # both gone without an exit file (the machine rebooted, the monitor was killed)
+        st.exit_code, st.reason = 137, "Error"
+        st.message = "the container's monitor is gone; its exit status is unknown"
+    return st
+
+
+def monitor_of(data_dir: str, uid: str, name: str) -> tuple[int, int | None] | None:
+    s = read_json(os.path.join(container_dir(data_dir, uid, name), "state.json"))
+    return (int(s["monitor"]), s.get("monitor_start")) if s else None
+
+
+def reap_monitor(data_dir: str, uid: str, name: str) -> None:
+    """Collect the monitor's exit if it is our child (it is not after an agent restart)."""
+    m = monitor_of(data_dir, uid, name)
+    if m is None:
+        return
+    try:
+        os.waitpid(m[0], os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def signal_container(st: ContainerState, sig: int) -> bool:
+    """Send `sig` to the container's PID 1 if it is still that process."""
+    if not linux.alive(st.pid, st.start_time):
+        return False
+    try:
+        os.kill(st.pid, sig)
+        return True
+    except ProcessLookupError:
+        return False

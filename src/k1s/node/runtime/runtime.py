@@ -1,0 +1,258 @@
+"""`ProcessRuntime`: the node-side `Runtime` protocol of `k1s.node.pods` with real processes.
+
+A pod = a sandbox holder (its UTS/IPC namespaces, joined to the netns the network helper made)
+plus one monitored process tree per container (`process.start_container`). Everything about a
+pod lives in `<data>/pods/<uid>/` (uid checked to be a UUID): sandbox.json, the generated /etc
+files, per-container state.json/exit.json and overlay layers, and the CRI logs. A new
+`ProcessRuntime` over the same data directory finds running pods with `adopt(uid)` (pid plus
+start time from /proc/<pid>/stat) and never starts a second copy of a running container.
+
+What the caller supplies, as hooks (the node agent owns these decisions):
+- `netns_for(pod) -> path | None` (the network helper's /run/netns/<name>),
+- `pod_ip_for(pod) -> ip | None` (for /etc/hosts), `dns_server` (for resolv.conf),
+- `volumes_for(pod, container) -> [VolumeMount]` (volumes resolved to host paths),
+- `env_for(pod, container) -> {name: value}` (env with valueFrom already resolved).
+
+Beyond the protocol: `container_states(uid)` ({name: ContainerState}) and `waiting(uid)`
+({name: (reason, message)}, e.g. ImageNotKnown) for the agent's container statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from k1s.api.quantity import quantity_to_int, quantity_to_milli
+
+from . import cgroups, images, linux, process, sandbox
+from .cgroups import Limits
+from .process import ContainerSpec, ContainerState
+from .sandbox import Holder, SandboxConfig, VolumeMount
+
+log = logging.getLogger(__name__)
+
+WAITING_RECHECK = 5.0      # seconds: a pod with a Waiting container is looked at again
+
+
+@dataclass
+class PodRecord:
+    uid: str
+    started_at: float
+    holder: Holder | None = None
+    names: list[str] = field(default_factory=list)
+    stop_signals: dict[str, int] = field(default_factory=dict)
+    waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
+    kill_timer: asyncio.TimerHandle | None = None
+
+
+def limits_of(container: dict) -> Limits:
+    lim = ((container.get("resources") or {}).get("limits")) or {}
+    mem = lim.get("memory")
+    cpu = lim.get("cpu")
+    return Limits(memory=quantity_to_int(mem) if mem is not None else None,
+                  cpu_millis=quantity_to_milli(cpu) if cpu is not None else None)
+
+
+class ProcessRuntime:
+    def __init__(self, data_dir: str, *, dns_server: str | None = None,
+                 netns_for: Callable[[dict], str | None] = lambda pod: None,
+                 pod_ip_for: Callable[[dict], str | None] = lambda pod: None,
+                 volumes_for: Callable[[dict, dict], list[VolumeMount]] = lambda p, c: [],
+                 env_for: Callable[[dict, dict], dict[str, str]] | None = None,
+                 pids_limit: int | None = None):
+        self.data_dir = os.path.realpath(data_dir)
+        self.dns_server = dns_server
+        self.netns_for, self.pod_ip_for = netns_for, pod_ip_for
+        self.volumes_for, self.env_for = volumes_for, env_for
+        self.pids_limit = pids_limit            # kubelet's podPidsLimit, per container here
+        self.pods: dict[str, PodRecord] = {}
+        try:
+            linux.set_child_subreaper()         # orphans come back to us, not a slow PID 1
+        except OSError as e:
+            log.warning("cannot become a child subreaper: %s", e)
+
+    # -- protocol --------------------------------------------------------------------------------
+    def state(self, uid: str) -> tuple[float, float] | None:
+        rec = self.pods.get(uid)
+        if rec is None:
+            return None
+        states = self.container_states(uid)
+        if rec.waiting:
+            return rec.started_at, time.time() + WAITING_RECHECK
+        started = [s.started_at or rec.started_at for s in states.values()]
+        return rec.started_at, max(started, default=rec.started_at)
+
+    async def start(self, pod: dict) -> None:
+        self.start_sync(pod)
+
+    def start_sync(self, pod: dict) -> PodRecord:
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        uid = sandbox.check_uid(meta.get("uid", ""))
+        cfg = SandboxConfig(uid=uid, name=meta.get("name", ""),
+                            namespace=meta.get("namespace") or "default",
+                            hostname=spec.get("hostname") or "",
+                            subdomain=spec.get("subdomain") or "",
+                            pod_ip=self.pod_ip_for(pod), dns_server=self.dns_server,
+                            netns=self.netns_for(pod),
+                            host_aliases=[(a.get("ip", ""), list(a.get("hostnames") or []))
+                                          for a in spec.get("hostAliases") or []])
+        os.makedirs(sandbox.pod_dir(self.data_dir, uid), exist_ok=True)
+        rec = self.pods.get(uid)
+        if rec is None:
+            rec = self.pods[uid] = PodRecord(uid, time.time())
+        if rec.holder is None or not rec.holder.alive():
+            rec.holder = sandbox.load_holder(self.data_dir, uid)
+        if rec.holder is None:
+            rec.holder = sandbox.start_holder(cfg)
+            sandbox.save_holder(self.data_dir, uid, rec.holder, cfg)
+        files = sandbox.write_pod_files(self.data_dir, cfg)
+        for c in spec.get("containers") or []:
+            name = sandbox.check_name(c.get("name", ""))
+            if name not in rec.names:
+                rec.names.append(name)
+            prev = process.read_state(self.data_dir, uid, name)
+            if prev is not None and prev.exit_code is None:
+                continue                                # running: never a second copy
+            try:
+                res = images.resolve(c.get("image", ""), c.get("command"), c.get("args"))
+            except images.ImageNotKnown as e:
+                rec.waiting[name] = (e.reason, str(e))
+                continue
+            rec.waiting.pop(name, None)
+            env = dict(res.env)
+            if self.env_for is not None:
+                env.update(self.env_for(pod, c))
+            else:
+                env.update({e["name"]: str(e.get("value", "")) for e in c.get("env") or []
+                            if "name" in e and "valueFrom" not in e})
+            env.setdefault("HOSTNAME", cfg.pod_hostname)
+            limits = limits_of(c)
+            limits.pids = self.pids_limit
+            binds = images.materialize(self.data_dir, res.entry) if res.entry else []
+            rec.stop_signals[name] = getattr(signal, res.entry.stop_signal
+                                             if res.entry else "SIGTERM", signal.SIGTERM)
+            cspec = ContainerSpec(name=name, argv=res.argv, env=env,
+                                  working_dir=c.get("workingDir") or "",
+                                  limits=limits, image_binds=binds,
+                                  volumes=self.volumes_for(pod, c),
+                                  restart=prev.restart + 1 if prev is not None else 0)
+            process.start_container(self.data_dir, uid, rec.holder, cspec, files)
+        return rec
+
+    async def stop(self, pod: dict, grace: int) -> None:
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        rec = self.pods.get(uid)
+        if rec is None:
+            return
+        self.signal(uid, None)
+        if rec.kill_timer is None:
+            loop = asyncio.get_running_loop()
+            rec.kill_timer = loop.call_later(max(0, grace), self.kill, uid)
+
+    def stopped(self, uid: str) -> bool:
+        rec = self.pods.get(uid)
+        if rec is None:
+            return True
+        if any(s.exit_code is None for s in self.container_states(uid).values()):
+            return False
+        if rec.holder is not None:
+            sandbox.stop_holder(rec.holder)
+            rec.holder = None
+        return True
+
+    def forget(self, uid: str) -> None:
+        rec = self.pods.pop(uid, None)
+        if rec is not None and rec.kill_timer is not None:
+            rec.kill_timer.cancel()
+        try:
+            pdir = sandbox.pod_dir(self.data_dir, uid)
+        except ValueError:
+            return
+        names = rec.names if rec else _names_on_disk(pdir)
+        for name in names:
+            st = process.read_state(self.data_dir, uid, name)
+            if st is not None and st.exit_code is None:
+                process.signal_container(st, signal.SIGKILL)
+                _wait_exit(self.data_dir, uid, name)
+            process.reap_monitor(self.data_dir, uid, name)
+        holder = (rec.holder if rec else None) or sandbox.load_holder(self.data_dir, uid)
+        if holder is not None:
+            sandbox.stop_holder(holder)
+        cgroups.remove_pod(uid)
+        shutil.rmtree(pdir, ignore_errors=True)
+
+    def adopt(self, uid: str) -> None:
+        if uid in self.pods:
+            return
+        try:
+            pdir = sandbox.pod_dir(self.data_dir, uid)
+        except ValueError:
+            return
+        if not os.path.isdir(pdir):
+            return
+        names = _names_on_disk(pdir)
+        states = [process.read_state(self.data_dir, uid, n) for n in names]
+        started = min((s.started_at for s in states if s and s.started_at), default=time.time())
+        rec = PodRecord(uid, started, holder=sandbox.load_holder(self.data_dir, uid),
+                        names=names)
+        self.pods[uid] = rec
+
+    # -- beyond the protocol ---------------------------------------------------------------------
+    def container_states(self, uid: str) -> dict[str, ContainerState]:
+        rec = self.pods.get(uid)
+        out = {}
+        for name in rec.names if rec else []:
+            process.reap_monitor(self.data_dir, uid, name)
+            st = process.read_state(self.data_dir, uid, name)
+            if st is not None:
+                out[name] = st
+        return out
+
+    def waiting(self, uid: str) -> dict[str, tuple[str, str]]:
+        rec = self.pods.get(uid)
+        return dict(rec.waiting) if rec else {}
+
+    def holder_pid(self, uid: str) -> int | None:
+        rec = self.pods.get(uid)
+        return rec.holder.pid if rec and rec.holder else None
+
+    def signal(self, uid: str, sig: int | None) -> None:
+        """`sig` (None: each container's stop signal) to every running container."""
+        rec = self.pods.get(uid)
+        for name, st in self.container_states(uid).items():
+            if st.exit_code is None:
+                s = sig if sig is not None else (rec.stop_signals.get(name, signal.SIGTERM)
+                                                 if rec else signal.SIGTERM)
+                process.signal_container(st, s)
+
+    def kill(self, uid: str) -> None:
+        """The end of the grace period: SIGKILL to every container's PID 1 (its namespace
+        goes with it)."""
+        rec = self.pods.get(uid)
+        if rec is not None:
+            rec.kill_timer = None
+        self.signal(uid, signal.SIGKILL)
+
+
+def _names_on_disk(pdir: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(os.path.join(pdir, "containers"))
+                      if sandbox.LABEL_RE.match(n))
+    except FileNotFoundError:
+        return []
+
+
+def _wait_exit(data_dir: str, uid: str, name: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        process.reap_monitor(data_dir, uid, name)
+        st = process.read_state(data_dir, uid, name)
+        if st is None or st.exit_code is not None:
+            return
+        time.sleep(0.01)

@@ -1,0 +1,401 @@
+"""A pod's sandbox: the namespaces its containers share, its generated /etc files, and the
+mounts that give each container a private view of the host.
+
+Namespaces, as Kubernetes lays them out (without shareProcessNamespace):
+- per pod: UTS (the pod's hostname), IPC, and network (an existing named netns made by the
+  network helper, joined with setns; without one the pod shares the node's network). A tiny
+  holder process (`k1s-pause`: coreutils `sleep infinity` under another argv[0]) keeps them
+  alive between container restarts; containers join them through /proc/<holder>/ns/*.
+- per container: mount and PID (the container's first process is PID 1 of its own PID
+  namespace: when it dies the kernel kills everything left in that namespace).
+
+A container's filesystem (`build_root`, run inside the container's fresh mount namespace):
+overlayfs with the host's `/` as the lower layer and upper/work directories under
+`<data>/pods/<uid>/containers/<name>/` (works on this kernel even though the upper dir lies
+inside the lower filesystem; if overlay is refused, the fallback is a read-only recursive bind
+of `/`, and the reason is returned), fresh /proc, the host's /dev and /sys, private tmpfs on
+/tmp, /run and /dev/shm, the data directory itself hidden, the pod's /etc/hosts,
+/etc/hostname and /etc/resolv.conf, the image's files (read-only) and the volumes (read-only
+when asked, with subPath), then pivot_root into it and detach the host's tree.
+
+Every path inside the container is resolved with `secure_join` (symlinks interpreted inside
+the container's root), so an image or a volume cannot make a mount land on the host.
+Every on-disk path is derived from the pod uid (checked to be a UUID) and the container name
+(checked to be a DNS label).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import signal
+import stat
+from dataclasses import dataclass, field
+
+from . import linux
+from ..volumes.paths import UID_RE, UnsafePath
+
+CLUSTER_DOMAIN = "cluster.local"
+LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+PAUSE_ARGV0 = "k1s-pause"
+SLEEP = "/bin/sleep"
+NS_KINDS = (("net", linux.CLONE_NEWNET), ("uts", linux.CLONE_NEWUTS),
+            ("ipc", linux.CLONE_NEWIPC))
+
+
+@dataclass
+class VolumeMount:
+    """A volume the caller resolved to a host path, mounted at container_path."""
+    host_path: str
+    container_path: str
+    read_only: bool = False
+    sub_path: str = ""
+
+
+@dataclass
+class SandboxConfig:
+    uid: str
+    name: str
+    namespace: str = "default"
+    hostname: str = ""              # spec.hostname (else the pod name)
+    subdomain: str = ""
+    pod_ip: str | None = None
+    dns_server: str | None = None   # None: the node's nameservers
+    netns: str | None = None        # e.g. /run/netns/<name>; None: the node's network
+    host_aliases: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    @property
+    def pod_hostname(self) -> str:
+        return pod_hostname(self.name, self.hostname)
+
+    @property
+    def fqdn(self) -> str | None:
+        if not self.subdomain:
+            return None
+        return f"{self.pod_hostname}.{self.subdomain}.{self.namespace}.svc.{CLUSTER_DOMAIN}"
+
+
+def pod_hostname(name: str, hostname: str = "") -> str:
+    """spec.hostname, else the pod name cut to 63 characters (as kubelet)."""
+    h = hostname or name
+    return h[:63].rstrip("-.") or "pod"
+
+
+def check_uid(uid: str) -> str:
+    if not isinstance(uid, str) or not UID_RE.match(uid):
+        raise UnsafePath(f"invalid pod uid {uid!r}: expected a UUID")
+    return uid
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not LABEL_RE.match(name):
+        raise UnsafePath(f"invalid container name {name!r}: expected a DNS label")
+    return name
+
+
+def pods_root(data_dir: str) -> str:
+    return os.path.join(os.path.realpath(data_dir), "pods")
+
+
+def pod_dir(data_dir: str, uid: str) -> str:
+    return os.path.join(pods_root(data_dir), check_uid(uid))
+
+
+# -- generated files ---------------------------------------------------------------------------
+def hosts_file(cfg: SandboxConfig) -> str:
+    lines = ["# Kubernetes-managed hosts file.",
+             "127.0.0.1\tlocalhost",
+             "::1\tlocalhost ip6-localhost ip6-loopback",
+             "fe00::0\tip6-localnet", "fe00::0\tip6-mcastprefix",
+             "fe00::1\tip6-allnodes", "fe00::2\tip6-allrouters"]
+    names = [cfg.fqdn, cfg.pod_hostname] if cfg.fqdn else [cfg.pod_hostname]
+    lines.append(f"{cfg.pod_ip or '127.0.1.1'}\t" + "\t".join(names))
+    if cfg.host_aliases:
+        lines.append("")
+        lines.append("# Entries added by HostAliases.")
+        for ip, hostnames in cfg.host_aliases:
+            lines.append(f"{ip}\t" + "\t".join(hostnames))
+    return "\n".join(lines) + "\n"
+
+
+def resolv_conf(cfg: SandboxConfig, host_resolv: str = "/etc/resolv.conf") -> str:
+    ns = cfg.namespace
+    search = f"search {ns}.svc.{CLUSTER_DOMAIN} svc.{CLUSTER_DOMAIN} {CLUSTER_DOMAIN}"
+    if cfg.dns_server:
+        servers = [cfg.dns_server]
+    else:
+        servers = []
+        try:
+            with open(host_resolv) as f:
+                servers = [ln.split()[1] for ln in f
+                           if ln.startswith("nameserver") and len(ln.split()) > 1]
+        except OSError:
+            pass
+    return "\n".join([search] + [f"nameserver {s}" for s in servers] +
+                     ["options ndots:5"]) + "\n"
+
+
+def write_pod_files(data_dir: str, cfg: SandboxConfig) -> dict[str, str]:
+    """Write the pod's /etc files under its directory: {container path: host path}."""
+    d = os.path.join(pod_dir(data_dir, cfg.uid), "etc")
+    os.makedirs(d, exist_ok=True)
+    out = {}
+    for cpath, content in (("/etc/hosts", hosts_file(cfg)),
+                           ("/etc/hostname", cfg.pod_hostname + "\n"),
+                           ("/etc/resolv.conf", resolv_conf(cfg))):
+        host = os.path.join(d, os.path.basename(cpath))
+        tmp = host + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(content)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, host)
+        out[cpath] = host
+    return out
+
+
+# -- the namespace holder ----------------------------------------------------------------------
+@dataclass
+class Holder:
+    pid: int
+    start_time: int
+
+    def alive(self) -> bool:
+        return linux.alive(self.pid, self.start_time)
+
+    def ns_path(self, kind: str) -> str:
+        return f"/proc/{self.pid}/ns/{kind}"
+
+
+def start_holder(cfg: SandboxConfig) -> Holder:
+    """Fork the process that holds the pod's UTS/IPC (and joined network) namespaces."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:                                    # child: never returns
+        try:
+            os.close(r)
+            os.setsid()
+            if cfg.netns:
+                linux.setns_path(cfg.netns, linux.CLONE_NEWNET)
+            linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWIPC)
+            linux.sethostname(cfg.pod_hostname)
+            null = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            close_fds_except({w})
+            reset_signals()
+            os.execv(SLEEP, [PAUSE_ARGV0, "infinity"])
+        except BaseException as e:                  # noqa: BLE001 - reported to the parent
+            try:
+                os.write(w, f"{type(e).__name__}: {e}".encode()[:4000])
+            finally:
+                os._exit(127)
+    os.close(w)
+    msg = _read_all(r)
+    os.close(r)
+    if msg:
+        os.waitpid(pid, 0)
+        raise OSError(errno.EIO, f"pod sandbox: {msg.decode(errors='replace')}")
+    start = linux.proc_start_time(pid)
+    return Holder(pid, start or 0)
+
+
+def save_holder(data_dir: str, uid: str, holder: Holder, cfg: SandboxConfig) -> None:
+    path = os.path.join(pod_dir(data_dir, uid), "sandbox.json")
+    write_json(path, {"pid": holder.pid, "start_time": holder.start_time,
+                      "hostname": cfg.pod_hostname, "netns": cfg.netns})
+
+
+def load_holder(data_dir: str, uid: str) -> Holder | None:
+    d = read_json(os.path.join(pod_dir(data_dir, uid), "sandbox.json"))
+    if not d:
+        return None
+    h = Holder(int(d["pid"]), int(d["start_time"]))
+    return h if h.alive() else None
+
+
+def stop_holder(holder: Holder) -> None:
+    if holder.alive():
+        try:
+            os.kill(holder.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        os.waitpid(holder.pid, 0)                   # ours unless the agent restarted
+    except ChildProcessError:
+        pass
+
+
+# -- the container's filesystem (runs in the container's child, before exec) -----------------
+def secure_join(root: str, path: str, *, create: str | None = None) -> str:
+    """`root`+`path` with every symlink resolved as if `root` were `/`. `create`: make the
+    last component if missing ('dir' or 'file'; parents are made as directories)."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    cur = ""                                         # relative to root, no symlinks
+    hops = 0
+    while parts:
+        p = parts.pop(0)
+        if p == "..":
+            cur = os.path.dirname(cur)
+            continue
+        nxt = os.path.join(cur, p) if cur else p
+        full = os.path.join(root, nxt)
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            if create is None:
+                raise
+            if parts or create == "dir":
+                os.mkdir(full, 0o755)
+            else:
+                os.close(os.open(full, os.O_CREAT | os.O_WRONLY, 0o644))
+            cur = nxt
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            hops += 1
+            if hops > 40:
+                raise OSError(errno.ELOOP, f"too many symlinks in {path!r}")
+            target = os.readlink(full)
+            parts = [q for q in target.split("/") if q not in ("", ".")] + parts
+            if target.startswith("/"):
+                cur = ""
+            continue
+        cur = nxt
+    return os.path.join(root, cur) if cur else root
+
+
+def _sub_path(host_path: str, sub_path: str) -> str:
+    """host_path/sub_path with the result checked to stay inside host_path (as kubelet
+    refuses a subPath that escapes its volume)."""
+    if not sub_path:
+        return host_path
+    if os.path.isabs(sub_path) or ".." in sub_path.split("/"):
+        raise UnsafePath(f"subPath {sub_path!r} must be a relative path without '..'")
+    base = os.path.realpath(host_path)
+    full = os.path.join(base, sub_path)
+    if not os.path.lexists(full):
+        os.makedirs(full, exist_ok=True)             # kubelet creates a missing subPath dir
+    real = os.path.realpath(full)
+    if os.path.commonpath([base, real]) != base:
+        raise UnsafePath(f"subPath {sub_path!r} resolves outside its volume")
+    return real
+
+
+def _bind(source: str, rootfs: str, cpath: str, read_only: bool) -> None:
+    kind = "dir" if os.path.isdir(source) else "file"
+    target = secure_join(rootfs, cpath, create=kind)
+    linux.mount(source, target, None, linux.MS_BIND | linux.MS_REC)
+    if read_only:
+        linux.mount(None, target, None,
+                    linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_REC)
+
+
+def build_root(rootfs: str, upper: str, work: str, *, data_dir: str,
+               files: dict[str, str], image_binds: list[tuple[str, str]],
+               volumes: list[VolumeMount]) -> str:
+    """Make this mount namespace's view and pivot into it. Returns '' or the reason overlay
+    could not be used. Call after unshare(CLONE_NEWNS) in the container's process."""
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    fallback = ""
+    try:
+        linux.mount("overlay", rootfs, "overlay", 0,
+                    f"lowerdir=/,upperdir={upper},workdir={work}")
+    except OSError as e:
+        fallback = f"overlayfs on / refused ({e.strerror}): read-only bind of / instead"
+        linux.mount("/", rootfs, None, linux.MS_BIND | linux.MS_REC)
+        linux.mount(None, rootfs, None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
+    linux.mount("proc", secure_join(rootfs, "/proc", create="dir"), "proc",
+                linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    linux.mount("/dev", secure_join(rootfs, "/dev", create="dir"), None,
+                linux.MS_BIND | linux.MS_REC)
+    linux.mount("shm", secure_join(rootfs, "/dev/shm", create="dir"), "tmpfs",
+                linux.MS_NOSUID | linux.MS_NODEV, "mode=1777")
+    linux.mount("/sys", secure_join(rootfs, "/sys", create="dir"), None,
+                linux.MS_BIND | linux.MS_REC)
+    for cpath, mode in (("/tmp", "1777"), ("/run", "755")):
+        linux.mount("tmpfs", secure_join(rootfs, cpath, create="dir"), "tmpfs",
+                    linux.MS_NOSUID | linux.MS_NODEV, f"mode={mode}")
+    real_data = os.path.realpath(data_dir)
+    covered = any(real_data == p or real_data.startswith(p + "/")
+                  for p in ("/tmp", "/run", "/dev", "/proc", "/sys"))
+    if real_data != "/" and not covered:            # other pods' files are none of its business
+        hidden = secure_join(rootfs, real_data, create="dir")
+        linux.mount("k1s-hidden", hidden, "tmpfs", linux.MS_RDONLY, "mode=755,size=4k")
+    for cpath, host in files.items():
+        _bind(host, rootfs, cpath, read_only=False)
+    for host, cpath in image_binds:
+        _bind(host, rootfs, cpath, read_only=True)
+    for v in volumes:
+        _bind(_sub_path(v.host_path, v.sub_path), rootfs, v.container_path, v.read_only)
+    # pivot_root(".", "."): the old root ends up stacked on the new one; detaching it leaves
+    # only the container's tree (no directory for the old root needed in the view)
+    os.chdir(rootfs)
+    try:
+        linux.pivot_root(".", ".")
+        linux.umount2(".", linux.MNT_DETACH)
+    except OSError:
+        os.chroot(".")                                # e.g. an unknown syscall number
+    os.chdir("/")
+    return fallback
+
+
+# -- entering a running container (probes, exec, tests) ----------------------------------------
+def enter(pid: int, kinds: tuple[str, ...] = ("net", "uts", "ipc", "mnt")):
+    """A `preexec_fn` for subprocess: join the namespaces of `pid` (a container's PID 1 or
+    the pod's holder) before exec, so the program runs inside the pod's view."""
+    paths = [(k, f"/proc/{pid}/ns/{k}") for k in kinds]
+
+    def _preexec() -> None:
+        fds = [(k, os.open(p, os.O_RDONLY | os.O_CLOEXEC)) for k, p in paths]
+        for _k, fd in fds:
+            linux.setns(fd, 0)
+            os.close(fd)
+        os.chdir("/")
+    return _preexec
+
+
+# -- small helpers shared with process.py ------------------------------------------------------
+def reset_signals() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ; an ignored disposition survives exec."""
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM,
+                signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD):
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def close_fds_except(keep: set[int]) -> None:
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _read_all(fd: int) -> bytes:
+    out = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return out
+        out += chunk
+
+
+def write_json(path: str, data: dict) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def read_json(path: str) -> dict | None:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (FileNotFoundError, ValueError):
+        return None

@@ -1,0 +1,165 @@
+"""The container runtime's sandbox, with real namespaces and mounts: what a container sees
+(hostname, PID 1, private /tmp, generated /etc files, copy-on-write root, volumes) and exit
+codes as upstream reports them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from k1s.node.runtime import linux, sandbox
+from k1s.node.runtime.sandbox import VolumeMount
+
+from runtime_util import finished, log_lines, needs_root, pod, runtime, sh  # noqa: F401
+
+pytestmark = needs_root
+
+
+def test_container_sees_its_own_pod_view(runtime, tmp_path):
+    marker = tmp_path / "host-only"
+    marker.write_text("x")
+    rt = runtime(dns_server="10.96.0.10", pod_ip_for=lambda p: "10.244.0.7")
+    script = ("hostname; echo pid=$$; ls -A /tmp | wc -l; cat /etc/hosts; echo ---; "
+              "cat /etc/resolv.conf; echo ---; cat /etc/hostname; "
+              "echo cow > /k1s-cow-test; cat /k1s-cow-test")
+    p = pod("web-0", [sh("c", script)], subdomain="nginx", ns="shop")
+    uid = p["metadata"]["uid"]
+    rt.start_sync(p)
+    st = finished(rt, uid)
+    assert (st.exit_code, st.reason) == (0, "Completed")
+    out = log_lines(st.log_path)
+    assert out[0] == "web-0"                          # the pod's hostname, not the host's
+    assert out[1] == "pid=1"                          # PID 1 of its own PID namespace
+    assert out[2] == "0"                              # a private, empty /tmp
+    hosts = out[3:out.index("---")]
+    assert "10.244.0.7\tweb-0.nginx.shop.svc.cluster.local\tweb-0" in hosts
+    assert "127.0.0.1\tlocalhost" in hosts
+    resolv = out[out.index("---") + 1:]
+    assert resolv[:3] == ["search shop.svc.cluster.local svc.cluster.local cluster.local",
+                          "nameserver 10.96.0.10", "options ndots:5"]
+    assert resolv[3:5] == ["---", "web-0"]            # /etc/hostname
+    assert out[-1] == "cow"
+    # the write to / landed in the container's upper layer, not on the host
+    assert not os.path.exists("/k1s-cow-test")
+    upper = os.path.join(sandbox.pod_dir(rt.data_dir, uid), "containers", "c", "upper")
+    assert open(os.path.join(upper, "k1s-cow-test")).read() == "cow\n"
+    assert os.uname().nodename != "web-0"
+    assert marker.read_text() == "x"
+
+
+def test_hostname_is_spec_hostname_and_no_fqdn_without_subdomain(runtime):
+    rt = runtime()
+    p = pod("web-abc", [sh("c", "hostname; grep -c svc.cluster.local /etc/hosts")],
+            hostname="custom")
+    rt.start_sync(p)
+    st = finished(rt, p["metadata"]["uid"])
+    assert log_lines(st.log_path) == ["custom", "0"]
+    assert st.exit_code == 1                          # grep -c found nothing
+
+
+def test_volumes_read_write_read_only_and_sub_path(runtime, tmp_path):
+    rw, ro = tmp_path / "rw", tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    (ro / "index.html").write_text("from the volume\n")
+    (rw / "sub").mkdir()
+    vols = [VolumeMount(str(rw), "/data"), VolumeMount(str(ro), "/srv/html", read_only=True),
+            VolumeMount(str(rw), "/only-sub", sub_path="sub")]
+    rt = runtime(volumes_for=lambda p, c: vols)
+    script = ("echo written > /data/out.txt && cat /srv/html/index.html && "
+              "echo in-sub > /only-sub/f && "
+              "if echo nope > /srv/html/x; then echo WROTE; else echo refused; fi")
+    p = pod("v", [sh("c", script)])
+    rt.start_sync(p)
+    st = finished(rt, p["metadata"]["uid"])
+    out = log_lines(st.log_path)
+    assert st.exit_code == 0
+    assert out[0] == "from the volume" and "refused" in out
+    assert any("Read-only file system" in ln for ln in out)    # the shell's stderr
+    assert (rw / "out.txt").read_text() == "written\n"
+    assert (rw / "sub" / "f").read_text() == "in-sub\n"
+    assert not (ro / "x").exists()
+
+
+def test_sub_path_cannot_escape_its_volume(runtime, tmp_path):
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    os.symlink("/etc", vol / "evil")
+    rt = runtime(volumes_for=lambda p, c: [VolumeMount(str(vol), "/x", sub_path="evil")])
+    p = pod("v", [sh("c", "ls /x")])
+    rt.start_sync(p)
+    st = finished(rt, p["metadata"]["uid"])
+    assert (st.exit_code, st.reason) == (128, "StartError")
+    assert "outside its volume" in st.message
+
+
+@pytest.mark.parametrize("script,code,reason", [
+    ("exit 0", 0, "Completed"),
+    ("exit 3", 3, "Error"),
+])
+def test_exit_codes(runtime, script, code, reason):
+    rt = runtime()
+    p = pod("e", [sh("c", script)])
+    rt.start_sync(p)
+    st = finished(rt, p["metadata"]["uid"])
+    assert (st.exit_code, st.reason) == (code, reason)
+
+
+def test_killed_by_a_signal_is_128_plus_the_signal(runtime):
+    rt = runtime()
+    p = pod("k", [sh("c", "exec sleep 1000")])
+    uid = p["metadata"]["uid"]
+    rt.start_sync(p)
+    rt.signal(uid, signal.SIGKILL)
+    st = finished(rt, uid)
+    assert (st.exit_code, st.reason) == (137, "Error")
+
+
+def test_command_not_found_is_a_start_error(runtime):
+    rt = runtime()
+    p = pod("e", [{"name": "c", "image": "busybox", "command": ["/no/such/program"]}])
+    rt.start_sync(p)
+    st = finished(rt, p["metadata"]["uid"])
+    assert (st.exit_code, st.reason) == (128, "StartError")
+    assert "/no/such/program" in st.message
+
+
+def test_unknown_image_without_command_waits_with_a_reason(runtime):
+    rt = runtime()
+    p = pod("u", [{"name": "c", "image": "example.com/acme/app:2"}])
+    uid = p["metadata"]["uid"]
+    rt.start_sync(p)
+    reason, message = rt.waiting(uid)["c"]
+    assert reason == "ImageNotKnown"
+    assert "example.com/acme/app:2" in message
+    assert rt.container_states(uid) == {}            # nothing was started for it
+    assert rt.state(uid)[1] > time.time()             # so the pod is not ready
+
+
+def test_env_and_working_dir(runtime):
+    rt = runtime()
+    c = sh("c", 'echo "$GREETING $(pwd) $HOSTNAME"',
+           env=[{"name": "GREETING", "value": "hello"}], workingDir="/work/dir")
+    p = pod("envpod", [c])
+    rt.start_sync(p)
+    st = finished(rt, p["metadata"]["uid"])
+    assert log_lines(st.log_path) == ["hello /work/dir envpod"]
+
+
+def test_agent_is_a_child_subreaper(runtime):
+    runtime()
+    assert linux.is_child_subreaper()
+
+
+def test_secure_join_keeps_symlinks_inside_the_root(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    os.symlink("/etc/../../../outside", root / "etc" / "resolv.conf")
+    os.symlink("../..", root / "up")
+    target = sandbox.secure_join(str(root), "/etc/resolv.conf", create="file")
+    assert target == str(root / "outside")
+    assert (root / "outside").exists()
+    assert sandbox.secure_join(str(root), "/up/up/etc") == str(root / "etc")
