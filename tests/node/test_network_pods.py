@@ -268,3 +268,18 @@ async def test_netlink_calls_refuse_to_run_on_the_event_loop(node):
     with pytest.raises(RuntimeError, match="worker thread"):
         pod.setup("10.244.3.9")
     assert await asyncio.to_thread(pod.setup, "10.244.3.9") == "10.244.3.9"
+
+
+def test_setup_rebuilds_a_lost_bridge_or_node_namespace(node):
+    pool = AddressPool(CIDR)
+    a, ip_a = make_pod(node, pool)
+    b, ip_b = make_pod(node, pool)
+    with links.rtnl(node.path) as ipr:                  # the bridge deleted by hand
+        ipr.link("del", index=ipr.link_lookup(ifname=links.BRIDGE)[0])
+    assert a.setup(ip_a) == ip_a and b.setup(ip_b) == ip_b
+    assert echo_once(a.path, "0.0.0.0", b.path, ip_a) == (b"ping\n", ip_b)
+    netns.remove(node.name)                             # the whole node namespace
+    assert a.setup(ip_a) == ip_a and b.setup(ip_b) == ip_b
+    assert links_in(node.path)[links.BRIDGE]["addrs"] == [f"{node.gateway_ip}/24"]
+    assert echo_once(a.path, "0.0.0.0", b.path, ip_a) == (b"ping\n", ip_b)
+    assert echo_once(node.path, node.gateway_ip, a.path, node.gateway_ip) == (b"ping\n", ip_a)

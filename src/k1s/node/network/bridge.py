@@ -65,7 +65,8 @@ class NodeNetwork:
             self._ready = True
 
     def ensure_once(self) -> None:
-        if not self._ready:
+        """`ensure` unless this object built the node and its namespace is still there."""
+        if not (self._ready and self.exists()):
             self.ensure()
 
     def exists(self) -> bool:

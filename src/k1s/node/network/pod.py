@@ -63,7 +63,7 @@ class PodNetwork:
             links.up(pod_ipr, pod_ipr.link_lookup(ifname="lo")[0])
             host, eth0 = self._pair(node_ipr, pod_ipr)
             bridge = links.find_link(node_ipr, links.BRIDGE)
-            if bridge is None:                  # the node namespace was rebuilt under us
+            if bridge is None:                  # deleted by hand: make it again
                 self.node.ensure()
                 bridge = links.find_link(node_ipr, links.BRIDGE)
             if host.get("master") != bridge["index"]:
