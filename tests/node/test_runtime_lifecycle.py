@@ -1,0 +1,184 @@
+"""The container runtime's lifecycle with real processes: graceful stop then SIGKILL of the whole
+tree, the memory limit's OOM kill, cpu/pids limits written to the cgroup, re-adoption by a new
+runtime object, and the CRI log format and rotation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+
+from k1s.node.runtime import linux, process
+from k1s.node.runtime.cgroups import Cgroup, Limits, layout
+from k1s.node.runtime.process import LogWriter
+
+from runtime_util import (finished, log_lines, needs_root, pids_in_pid_ns, pod, runtime,  # noqa
+                          sh, wait_for)
+
+pytestmark = needs_root
+CRI_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) (F|P) .*$")
+
+
+def running(rt, uid, name="c"):
+    def check():
+        st = rt.container_states(uid).get(name)
+        return st if st is not None and st.running else None
+    return wait_for(check)
+
+
+def test_sigterm_then_sigkill_after_grace_kills_the_whole_tree(runtime):
+    rt = runtime()
+    # PID 1 ignores SIGTERM (no handler), and so do its children and a setsid'd grandchild
+    script = ("trap '' TERM; sleep 1000 & sleep 1000 & "
+              "setsid sh -c 'trap \"\" TERM; sleep 1000' & echo started; wait")
+    p = pod("stubborn", [sh("c", script)])
+    uid = p["metadata"]["uid"]
+    rt.start_sync(p)
+    st = running(rt, uid)
+    wait_for(lambda: "started" in log_lines(st.log_path))
+    pid_ns = os.readlink(f"/proc/{st.pid}/ns/pid")
+    wait_for(lambda: len(pids_in_pid_ns(pid_ns)) >= 4)
+    tree = pids_in_pid_ns(pid_ns)
+
+    async def stop_and_wait():
+        await rt.stop(p, 1)
+        # SIGTERM changed nothing: it is still running right after it
+        assert rt.container_states(uid)["c"].exit_code is None
+        while not rt.stopped(uid):
+            await asyncio.sleep(0.02)
+    asyncio.run(asyncio.wait_for(stop_and_wait(), 30))
+    st = rt.container_states(uid)["c"]
+    assert (st.exit_code, st.reason) == (137, "Error")
+    assert pids_in_pid_ns(pid_ns) == []
+    assert all(linux.proc_start_time(pid) is None for pid in tree)
+
+
+def test_sigterm_is_enough_for_a_process_that_handles_it(runtime):
+    rt = runtime()
+    p = pod("polite", [sh("c", "trap 'echo bye; exit 0' TERM; echo up; "
+                               "while true; do sleep 0.05; done")])
+    uid = p["metadata"]["uid"]
+    rt.start_sync(p)
+    st = running(rt, uid)
+    wait_for(lambda: "up" in log_lines(st.log_path))
+
+    async def stop_and_wait():
+        await rt.stop(p, 600)
+        while not rt.stopped(uid):
+            await asyncio.sleep(0.02)
+    asyncio.run(asyncio.wait_for(stop_and_wait(), 30))
+    st = rt.container_states(uid)["c"]
+    assert (st.exit_code, st.reason) == (0, "Completed")
+    assert log_lines(st.log_path)[-1] == "bye"
+
+
+def test_memory_limit_oom_kills_with_reason_oomkilled(runtime):
+    if layout() == "none":
+        import pytest
+        pytest.skip("no cgroup hierarchy on this machine")
+    rt = runtime()
+    grab = f"{sys.executable} -c \"b = bytearray(400 * 1024 * 1024); print(len(b))\""
+    c = sh("c", f"exec {grab}", resources={"limits": {"memory": "48Mi"}})
+    p = pod("hog", [c])
+    rt.start_sync(p)
+    st = finished(rt, p["metadata"]["uid"])
+    assert (st.exit_code, st.reason) == (137, "OOMKilled")
+    assert "419430400" not in log_lines(st.log_path)
+
+
+def test_limits_land_in_the_container_cgroup(runtime):
+    rt = runtime(pids_limit=50)
+    c = sh("c", "cat /proc/self/cgroup; sleep 1000",
+           resources={"limits": {"memory": "64Mi", "cpu": "250m"}})
+    p = pod("limited", [c])
+    uid = p["metadata"]["uid"]
+    rt.start_sync(p)
+    st = running(rt, uid)
+    cg = Cgroup.create(uid, "c", Limits())        # the same directories, no limits written
+    assert st.pid in cg.pids()
+    if "memory" in cg.dirs:                        # v1 (hybrid) layout
+        assert open(f"{cg.dirs['memory']}/memory.limit_in_bytes").read().strip() == \
+            str(64 * 1024 * 1024)
+        assert open(f"{cg.dirs['cpu']}/cpu.cfs_quota_us").read().strip() == "25000"
+        assert open(f"{cg.dirs['pids']}/pids.max").read().strip() == "50"
+    else:
+        assert open(f"{cg.dirs['v2']}/memory.max").read().strip() == str(64 * 1024 * 1024)
+        assert open(f"{cg.dirs['v2']}/cpu.max").read().split() == ["25000", "100000"]
+        assert open(f"{cg.dirs['v2']}/pids.max").read().strip() == "50"
+
+
+def test_a_new_runtime_adopts_running_pods_without_a_second_copy(runtime):
+    first = runtime()
+    p = pod("keeper", [sh("c", "echo once; exec sleep 1000")])
+    uid = p["metadata"]["uid"]
+    first.start_sync(p)
+    st = running(first, uid)
+    holder = first.holder_pid(uid)
+    # the agent restarts: a new runtime over the same data directory knows nothing in memory
+    second = runtime()
+    assert second.state(uid) is None
+    second.adopt(uid)
+    assert second.state(uid) is not None
+    again = second.container_states(uid)["c"]
+    assert (again.pid, again.start_time, again.exit_code) == (st.pid, st.start_time, None)
+    second.start_sync(p)                        # a sync after adoption starts nothing new
+    assert second.container_states(uid)["c"].pid == st.pid
+    assert second.holder_pid(uid) == holder
+    assert log_lines(st.log_path) == ["once"]
+    first.pods.clear()                          # the old agent is gone; the new one stops it
+
+    async def stop_and_wait():
+        await second.stop(p, 0)
+        while not second.stopped(uid):
+            await asyncio.sleep(0.02)
+    asyncio.run(asyncio.wait_for(stop_and_wait(), 30))
+    assert second.container_states(uid)["c"].exit_code == 137
+    assert linux.proc_start_time(holder) is None
+
+
+def test_adoption_ignores_a_recycled_pid(runtime):
+    rt = runtime()
+    p = pod("gone", [sh("c", "exec sleep 1000")])
+    uid = p["metadata"]["uid"]
+    rt.start_sync(p)
+    st = running(rt, uid)
+    fake = process.ContainerState("c", pid=st.pid, start_time=(st.start_time or 0) + 1)
+    assert not fake.running                     # same pid, other start time: not ours
+    assert not process.signal_container(fake, 9)
+    assert rt.container_states(uid)["c"].running
+
+
+def test_log_records_are_cri_formatted_with_partial_lines(runtime):
+    rt = runtime()
+    script = ("echo out1; echo err1 >&2; printf 'no newline'; "
+              "head -c 40000 /dev/zero | tr '\\0' x")
+    p = pod("logs", [sh("c", script)])
+    rt.start_sync(p)
+    st = finished(rt, p["metadata"]["uid"])
+    lines = open(st.log_path).read().splitlines()
+    assert all(CRI_LINE.match(ln) for ln in lines), lines[:3]
+    recs = [ln.split(" ", 3)[1:] for ln in lines]
+    assert ["stdout", "F", "out1"] in recs and ["stderr", "F", "err1"] in recs
+    partial = [r for r in recs if r[1] == "P"]
+    assert partial and all(r[0] == "stdout" for r in partial)
+    # the unterminated tail is one logical line: P records then a final F
+    tail = "".join(r[2] for r in recs if r[0] == "stdout" and r[2] not in ("out1",))
+    assert tail == "no newline" + "x" * 40000
+    assert st.log_path.endswith("/logs/c/0.log")
+
+
+def test_log_rotation_keeps_at_most_max_files(tmp_path):
+    path = str(tmp_path / "logs" / "c" / "0.log")
+    w = LogWriter(path, max_bytes=1000, max_files=3)
+    for i in range(100):
+        w.feed("stdout", f"line {i:03d} {'y' * 40}\n".encode())
+    w.close()
+    files = sorted(os.listdir(tmp_path / "logs" / "c"))
+    assert files == ["0.log", "0.log.1", "0.log.2"]
+    for f in files:
+        assert os.path.getsize(tmp_path / "logs" / "c" / f) <= 1000
+    newest = open(path).read().splitlines()
+    assert newest[-1].endswith(f"line 099 {'y' * 40}")
+    older = open(path + ".1").read().splitlines()
+    assert int(older[-1].split()[4]) + 1 == int(newest[0].split()[4])   # no line lost between
