@@ -161,3 +161,45 @@ async def test_tcp_listener_in_the_node_namespace_serves_pods(net):
                                                            timeout=TIMEOUT)
             assert await ask(reader, writer, b"q\n") == tag_node + b" q\n"
             writer.close()
+
+
+async def test_a_service_address_in_the_node_namespace_answers_pods_on_port_53(net):
+    """The kube-dns path as pods see it: resolv.conf names the Service's cluster IP; the node
+    namespace holds that address, and UDP and TCP sockets bound to it there answer pods."""
+    node, [(a, ip_a), (b, _ip_b)] = net
+    dns_ip = "10.96.0.10"
+    await asyncio.to_thread(node.add_local_address, dns_ip)
+    await asyncio.to_thread(node.add_local_address, dns_ip)          # idempotent
+    assert await asyncio.to_thread(node.local_addresses) == [dns_ip]
+    udp = forward.udp_socket(node.path, dns_ip, 53)
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(_Echo, sock=udp)
+    tcp = forward.tcp_listener(node.path, dns_ip, 53)
+    tag_node = str(os.stat(node.path).st_ino).encode()
+
+    async def handle(reader, writer):
+        writer.write(tag_node + b" " + await reader.readline())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, sock=tcp)
+
+    def query(pod):
+        cli = netns.socket_in(pod.path, socket.AF_INET, socket.SOCK_DGRAM)
+        with cli:
+            cli.settimeout(TIMEOUT)
+            cli.sendto(b"kubernetes.default", (dns_ip, 53))
+            return cli.recvfrom(512)
+
+    try:
+        async with server:
+            for pod in (a, b):
+                assert await asyncio.to_thread(query, pod) == (b"answer:kubernetes.default",
+                                                               (dns_ip, 53))
+                reader, writer = await forward.open_connection(pod.path, dns_ip, 53,
+                                                               timeout=TIMEOUT)
+                assert await ask(reader, writer, b"axfr\n") == tag_node + b" axfr\n"
+                writer.close()
+    finally:
+        transport.close()
+    await asyncio.to_thread(node.remove_local_address, dns_ip)
+    assert await asyncio.to_thread(node.local_addresses) == []

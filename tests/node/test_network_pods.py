@@ -119,7 +119,8 @@ def test_pod_reaches_its_node_bridge_address(node):
 def test_root_namespace_has_no_route_to_pod_addresses(node):
     pool = AddressPool(CIDR)
     pods = [make_pod(node, pool) for _ in range(2)]
-    cidr = ipaddress.ip_network(CIDR)
+    node.add_local_address("10.96.0.10")            # a Service address (kube-dns) too
+    private = [ipaddress.ip_network(CIDR), ipaddress.ip_network("10.96.0.0/12")]
     # the namespace this process (the agent) runs in: inspect it, send nothing
     with links.rtnl("/proc/self/ns/net") as ipr:
         for r in ipr.route("dump", family=socket.AF_INET):      # every table
@@ -127,14 +128,17 @@ def test_root_namespace_has_no_route_to_pod_addresses(node):
             if dst is None or r["dst_len"] == 0:
                 continue                             # the machine's own default route
             route = ipaddress.ip_network(f"{dst}/{r['dst_len']}", strict=False)
-            assert not route.overlaps(cidr), f"root namespace routes {route} (pods: {cidr})"
+            for net in private:
+                assert not route.overlaps(net), f"root namespace routes {route} ({net})"
         for msg in ipr.get_addr(family=socket.AF_INET):
-            assert ipaddress.ip_address(msg.get("IFA_ADDRESS")) not in cidr
+            ip = ipaddress.ip_address(msg.get("IFA_ADDRESS"))
+            assert not any(ip in net for net in private)
         root_links = {m.get("ifname") for m in ipr.get_links()}
     assert links.BRIDGE not in root_links
     assert not {p.host_ifname for p, _ip in pods} & root_links
-    # and the pod side is where the k1s links are
+    # the k1s links and addresses are all in the node namespace
     assert links.BRIDGE in links_in(node.path)
+    assert node.local_addresses() == ["10.96.0.10"]
 
 
 def test_setup_is_idempotent_and_converges_after_crashes(node):

@@ -69,6 +69,32 @@ class NodeNetwork:
         if not (self._ready and self.exists()):
             self.ensure()
 
+    def add_local_address(self, ip: str) -> None:
+        """Make `ip` (a Service cluster IP such as kube-dns's 10.96.0.10) an address of the node
+        namespace, on its loopback as a /32: pods reach it through their default route (the
+        bridge), and a socket bound to it inside this namespace (forward.udp_socket) answers
+        them, with no NAT and nothing in the root namespace. Idempotent."""
+        addr = ipaddress.IPv4Address(ip)
+        with links.rtnl(self.path) as ipr:
+            lo = ipr.link_lookup(ifname="lo")[0]
+            have = links.ipv4_addresses(ipr, lo)
+            if ipaddress.IPv4Interface(f"{addr}/32") not in have:
+                ipr.addr("add", index=lo, address=str(addr), prefixlen=32)
+
+    def remove_local_address(self, ip: str) -> None:
+        addr = ipaddress.IPv4Address(ip)
+        with links.rtnl(self.path) as ipr:
+            lo = ipr.link_lookup(ifname="lo")[0]
+            if ipaddress.IPv4Interface(f"{addr}/32") in links.ipv4_addresses(ipr, lo):
+                ipr.addr("del", index=lo, address=str(addr), prefixlen=32)
+
+    def local_addresses(self) -> list[str]:
+        """The addresses added by add_local_address (loopback's /32s, 127.0.0.1 aside)."""
+        with links.rtnl(self.path) as ipr:
+            lo = ipr.link_lookup(ifname="lo")[0]
+            return sorted(str(a.ip) for a in links.ipv4_addresses(ipr, lo)
+                          if a.network.prefixlen == 32 and not a.ip.is_loopback)
+
     def exists(self) -> bool:
         return netns.is_netns(self.path)
 
