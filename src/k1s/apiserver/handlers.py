@@ -378,8 +378,8 @@ class Handlers:
         # endpoints. Keep it narrow.
         allow_create = sr.plural in ("events", "leases", "endpoints") and sub is None
         e, created = await self.objects.update(
-            sr, ns, name, lambda cur: _copy_json(obj), opts, subresource=sub,
-            create_missing=create_missing if allow_create else None)
+            sr, ns, name, lambda _cur: _copy_json(obj), opts, subresource=sub,
+            create_missing=create_missing if allow_create else None, replace=True)
         return json_response(self._view_raw(sr, r, e), 201 if created else 200,
                              warnings=opts.warnings)
 
@@ -412,6 +412,10 @@ class Handlers:
             return await self._patch_scale(r, ns, name, body, ptype, opts)
         schema_name = schema.name_for_kind(r.group, r.version, r.kind) or ""
         manager = opts.field_manager
+        # Only a resourceVersion the patch itself names is a precondition; otherwise the
+        # patched object merely carries the version it was computed from, and a write that
+        # loses the race is re-applied to the newer object (upstream's GuaranteedUpdate).
+        names_rv = _patch_names_resource_version(ptype, body)
 
         def mutate(cur: dict) -> dict:
             view = eventconv.to_view(r, cur) if r is not sr else cur
@@ -423,7 +427,12 @@ class Handlers:
                                                  sub)
             else:
                 new = patchmod.apply_patch(ptype, view, body, schema_name)
-            return self._decode_to_storage(r, sr, new, opts)
+            new = self._decode_to_storage(r, sr, new, opts)
+            md = new.get("metadata")
+            if not names_rv and isinstance(md, dict) and \
+                    md.get("resourceVersion") == cur["metadata"].get("resourceVersion"):
+                del md["resourceVersion"]
+            return new
 
         async def create_missing():
             if ptype != "apply" or sub is not None:
@@ -553,6 +562,7 @@ class Handlers:
     async def _patch_scale(self, r: Resource, ns: str | None, name: str, body: Any, ptype: str,
                            opts: WriteOptions) -> web.Response:
         from . import patching as patchmod
+        names_rv = _patch_names_resource_version(ptype, body)
 
         def mutate(cur: dict) -> dict:
             scale = self._scale_of(cur)
@@ -563,7 +573,7 @@ class Handlers:
             else:
                 new_scale = patchmod.apply_patch(ptype, scale, body,
                                                  "io.k8s.api.autoscaling.v1.Scale")
-            return self._apply_scale(r, name, cur, new_scale, True)
+            return self._apply_scale(r, name, cur, new_scale, names_rv)
 
         e, _ = await self.objects.update(r, ns, name, mutate, opts, subresource="scale")
         return json_response(orjson.dumps(self._scale_of(e.obj)))
@@ -616,6 +626,16 @@ def _list_meta(revision: int, cont: str | None, remaining: int | None) -> dict:
         if remaining is not None:
             md["remainingItemCount"] = remaining
     return md
+
+
+def _patch_names_resource_version(ptype: str, body: Any) -> bool:
+    """Does the patch set metadata.resourceVersion itself (making it a precondition)?"""
+    if ptype == "json":
+        return any(isinstance(op, dict) and op.get("path") in (
+            "/metadata/resourceVersion", "/metadata") and op.get("op") in (
+                "add", "replace", "copy", "move") for op in body)
+    md = body.get("metadata") if isinstance(body, dict) else None
+    return isinstance(md, dict) and md.get("resourceVersion") is not None
 
 
 def _copy_json(obj: dict) -> dict:

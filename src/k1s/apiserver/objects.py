@@ -330,13 +330,27 @@ class ObjectStore:
                     raise already_exists(r.plural, r.group, name)
                 return Entry(obj, orjson.dumps(obj), 0)
             try:
-                kv = await self.store.create(r.key(namespace, name), encode_for_store(obj))
+                kv = await self._store_write(r.key(namespace, name), obj, None)
             except KeyExists:
                 if generated and attempt + 1 < attempts:
                     continue
                 raise already_exists(r.plural, r.group, name)
             return await self._entry_after_write(r, kv.key, kv.mod_revision, obj)
         raise already_exists(r.plural, r.group, md.get("name", ""))  # pragma: no cover
+
+    async def _store_write(self, key: str, obj: dict, expected: int | None):
+        """Create (expected None) or compare-and-swap `obj` at `key`. The watch cache takes
+        `obj` itself as the new entry when the write comes back (no decode of what we just
+        encoded), so after a successful write `obj` belongs to the cache: callers only read it."""
+        value = encode_for_store(obj)
+        self.cache.expect(key, value, obj)
+        try:
+            if expected is None:
+                return await self.store.create(key, value)
+            return await self.store.update(key, value, expected)
+        except BaseException:
+            self.cache.forget(key, value)
+            raise
 
     async def _entry_after_write(self, r: Resource, key: str, rev: int, obj: dict) -> Entry:
         try:
@@ -357,9 +371,11 @@ class ObjectStore:
     async def update(self, r: Resource, namespace: str | None, name: str,
                      mutate: Callable[[dict], dict], opts: WriteOptions, *,
                      subresource: str | None = None, create_missing: Callable[[], Any] | None
-                     = None) -> tuple[Entry, bool]:
+                     = None, replace: bool = False) -> tuple[Entry, bool]:
         """Read-modify-write. `mutate(current)` returns the new object (it may raise). A
-        resourceVersion in the new object is a precondition. Returns (entry, created)."""
+        resourceVersion in the new object is a precondition. Returns (entry, created).
+        `replace`: mutate ignores its argument (a PUT), so it is given the read-only decoded
+        stored object instead of a private copy of its own."""
         from ..api import defaults, validation
         key = r.key(namespace, name)
         # The first try starts from the watch cache (no store read, no re-encoding); the
@@ -376,7 +392,7 @@ class ObjectStore:
                 raise not_found_error(r.plural, r.group, name)
             try:
                 old = _decode_stamped(kv.value, kv.mod_revision)
-                new = mutate(_decode_stamped(kv.value, kv.mod_revision))
+                new = mutate(old if replace else _decode_stamped(kv.value, kv.mod_revision))
                 md = new.setdefault("metadata", {})
                 want_rv = md.get("resourceVersion")
                 if from_cache and want_rv and want_rv != str(kv.mod_revision):
@@ -449,7 +465,7 @@ class ObjectStore:
                         await self._entry_after_write(r, key, dkv.mod_revision, new)
                         new["metadata"]["resourceVersion"] = str(dkv.mod_revision)
                         return Entry(new, orjson.dumps(new), dkv.mod_revision), False
-                    nkv = await self.store.update(key, encode_for_store(new), kv.mod_revision)
+                    nkv = await self._store_write(key, new, kv.mod_revision)
                 except RevisionConflict:
                     if want_rv and not from_cache:
                         raise conflict(r.plural, r.group, name)
@@ -559,7 +575,7 @@ class ObjectStore:
                 if opts.dry_run:
                     return new, False
                 try:
-                    nkv = await self.store.update(key, encode_for_store(new), kv.mod_revision)
+                    nkv = await self._store_write(key, new, kv.mod_revision)
                 except RevisionConflict:
                     continue
                 except KeyNotFound:

@@ -91,7 +91,10 @@ class ResourceCache:
         return keys[lo:hi]
 
 
-    def apply(self, ev: StoreEvent) -> CacheEvent:
+    def apply(self, ev: StoreEvent, written: dict | None = None) -> CacheEvent:
+        """Apply one store event. `written` is the object this process encoded as the event's
+        value (see WatchCache.expect): it is taken as the entry's object instead of decoding
+        the value again."""
         key = ev.kv.key
         prev = self.entries.get(key)
         if ev.type == "DELETE":
@@ -111,7 +114,12 @@ class ResourceCache:
             ce = CacheEvent("DELETED", Entry(obj, orjson.dumps(obj), ev.revision), prev,
                             ev.revision)
         else:
-            obj, raw = decode(ev.kv.value, ev.kv.mod_revision)
+            if written is not None:
+                obj = written
+                obj["metadata"]["resourceVersion"] = str(ev.kv.mod_revision)
+                raw = orjson.dumps(obj)
+            else:
+                obj, raw = decode(ev.kv.value, ev.kv.mod_revision)
             entry = Entry(obj, raw, ev.kv.mod_revision)
             self.entries[key] = entry
             if prev is None:
@@ -148,6 +156,10 @@ class WatchCache:
         self._task: asyncio.Task | None = None
         self._ready = asyncio.Event()
         self.on_event: list[Callable[[ResourceCache, CacheEvent], None]] = []
+        # key -> (value, object) of writes this process has sent to the store and not yet seen
+        # come back: decoding a value costs ~5x encoding it, and the writer already holds the
+        # object the value was encoded from (see expect()).
+        self._written: dict[str, tuple[bytes, dict]] = {}
 
     def for_resource(self, r: Resource) -> ResourceCache:
         return self.caches[registry.storage_resource(r).key_prefix]
@@ -199,6 +211,7 @@ class WatchCache:
 
     async def _reload(self) -> None:
         res = await self.store.range("/registry/")
+        self._written.clear()
         for c in self.caches.values():
             c.entries.clear()
             c._sorted = None
@@ -212,10 +225,29 @@ class WatchCache:
         for c in self.caches.values():
             c.floor = res.revision
 
+    def expect(self, key: str, value: bytes, obj: dict) -> None:
+        """The caller is about to store `value`, encoded from `obj` (without resourceVersion);
+        if that very value comes back as the key's next event, the cache takes `obj` as the
+        entry (the caller hands it over: nobody may change it afterwards). Only the identical
+        bytes object matches, so a write that failed or lost a race is simply decoded."""
+        self._written[key] = (value, obj)
+
+    def forget(self, key: str, value: bytes) -> None:
+        """Drop the expectation of a write that did not happen."""
+        w = self._written.get(key)
+        if w is not None and w[0] is value:
+            del self._written[key]
+
     def _apply(self, ev: StoreEvent) -> None:
         c = self._cache_for_key(ev.kv.key)
         if c is not None:
-            ce = c.apply(ev)
+            written = None
+            if self._written and ev.type != "DELETE":
+                w = self._written.get(ev.kv.key)
+                if w is not None and w[0] is ev.kv.value:
+                    del self._written[ev.kv.key]
+                    written = w[1]
+            ce = c.apply(ev, written)
             for hook in self.on_event:
                 hook(c, ce)
         self.revision = ev.revision

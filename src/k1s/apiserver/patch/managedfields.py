@@ -66,7 +66,7 @@ class Entry:
         if self.time:
             e["time"] = self.time
         e["fieldsType"] = "FieldsV1"
-        e["fieldsV1"] = to_fields_v1(self.fields)
+        e["fieldsV1"] = _fields_v1(self.fields)
         if self.subresource:
             e["subresource"] = self.subresource
         return e
@@ -86,6 +86,42 @@ def rfc3339(now: Any = None) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Field sets repeat: every pod of a StatefulSet, every claim of a template has the same ones.
+# Both conversions are memoised by content (a set's frozenset, a tree's JSON); a hit hands out
+# a fresh copy, so callers own what they get as before.
+_MEMO_MAX = 4096
+_TREES: dict[frozenset, bytes] = {}
+_PATHS: dict[bytes, frozenset] = {}
+
+
+def _fields_v1(fields: set[Path]) -> dict:
+    key = frozenset(fields)
+    b = _TREES.get(key)
+    if b is not None:
+        return orjson.loads(b)
+    tree = to_fields_v1(fields)
+    if len(_TREES) >= _MEMO_MAX:
+        _TREES.clear()
+    _TREES[key] = orjson.dumps(tree)
+    return tree
+
+
+def _paths_of(tree: Any) -> set[Path]:
+    if not isinstance(tree, dict):
+        return from_fields_v1(tree)
+    try:
+        key = orjson.dumps(tree)
+    except (TypeError, orjson.JSONEncodeError):
+        return from_fields_v1(tree)
+    fs = _PATHS.get(key)
+    if fs is None:
+        fs = frozenset(from_fields_v1(tree))
+        if len(_PATHS) >= _MEMO_MAX:
+            _PATHS.clear()
+        _PATHS[key] = fs
+    return set(fs)
+
+
 def decode(managed_fields: Iterable[dict] | None) -> Managers:
     """managedFields entries by identity; malformed entries are skipped."""
     out: Managers = {}
@@ -97,7 +133,7 @@ def decode(managed_fields: Iterable[dict] | None) -> Managers:
         e = Entry(manager=raw.get("manager") or "", operation=raw.get("operation") or UPDATE,
                   api_version=raw.get("apiVersion") or "",
                   subresource=raw.get("subresource") or "", time=raw.get("time"),
-                  fields=from_fields_v1(raw.get("fieldsV1")))
+                  fields=_paths_of(raw.get("fieldsV1")))
         prev = out.get(e.key)
         if prev is not None:
             prev.fields |= e.fields
@@ -152,6 +188,12 @@ def record_update(managers: Managers, old: dict, new: dict, t: Type, key_entry: 
                   now: str, reset: list[Path]) -> Managers:
     """Upstream's Updater.Update wrapped in managedFieldsUpdater: the write's changes move to
     `key_entry`'s manager. `old`/`new` carry no managedFields. Mutates and returns managers."""
+    # top-level reset fields (spec on /status, status on the main resource) are dropped
+    # before comparing: whatever they hold would be filtered out anyway
+    top = {p[0][2:] for p in reset if len(p) == 1 and p[0].startswith("f:")}
+    if top:
+        old = {k: v for k, v in old.items() if k not in top}
+        new = {k: v for k, v in new.items() if k not in top}
     c = compare(old, new, t).filter(reset)
     changed = c.added | c.modified
     for e in managers.values():

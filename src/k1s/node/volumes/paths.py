@@ -39,26 +39,34 @@ def volumes_root(data_dir: str) -> str:
     return os.path.join(os.path.realpath(data_dir), "volumes")
 
 
-def _under(root: str, path: str) -> str:
+def _under(root: str, path: str, *, root_is_real: bool = False) -> str:
     """`path` resolved, asserted to be strictly inside `root` (resolved)."""
-    real_root = os.path.realpath(root)
+    real_root = root if root_is_real else os.path.realpath(root)
     real = os.path.realpath(path)
     if os.path.commonpath([real_root, real]) != real_root or real == real_root:
         raise UnsafePath(f"path {path!r} resolves outside {real_root}")
     return real
 
 
+def _real_root(data_dir: str) -> str:
+    """volumes_root resolved once per call chain (each realpath is a syscall per component)."""
+    return os.path.realpath(os.path.join(data_dir, "volumes"))
+
+
+def _volume_dir(root: str, pv_name: str) -> str:
+    return _under(root, os.path.join(root, check_pv_name(pv_name)), root_is_real=True)
+
+
 def volume_dir(data_dir: str, pv_name: str) -> str:
     """`<data>/volumes/<pv_name>` for a valid pvc-<uid> name, checked to stay under volumes."""
-    root = volumes_root(data_dir)
-    return _under(root, os.path.join(root, check_pv_name(pv_name)))
+    return _volume_dir(_real_root(data_dir), pv_name)
 
 
 def image_path(data_dir: str, pv_name: str) -> str:
-    root = volumes_root(data_dir)
-    return _under(root, os.path.join(volume_dir(data_dir, pv_name), IMAGE_FILE))
+    root = _real_root(data_dir)
+    return _under(root, os.path.join(_volume_dir(root, pv_name), IMAGE_FILE), root_is_real=True)
 
 
 def mount_path(data_dir: str, pv_name: str) -> str:
-    root = volumes_root(data_dir)
-    return _under(root, os.path.join(volume_dir(data_dir, pv_name), MOUNT_DIR))
+    root = _real_root(data_dir)
+    return _under(root, os.path.join(_volume_dir(root, pv_name), MOUNT_DIR), root_is_real=True)
