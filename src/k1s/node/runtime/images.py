@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_REGISTRIES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 
 
@@ -167,6 +168,8 @@ def parse_reference(image: str) -> tuple[str, str]:
     last = ref.rsplit("/", 1)[-1]
     if ":" in last:
         ref, tag = ref.rsplit(":", 1)
+        if not TAG_RE.match(tag):
+            raise InvalidImageName(f"invalid image reference {image!r}: bad tag {tag!r}")
     parts = ref.split("/")
     if len(parts) > 1 and parts[0] in DEFAULT_REGISTRIES:
         parts = parts[1:]
