@@ -187,12 +187,14 @@ def names(prefix: str = "") -> list[str]:
 
 
 def cleanup_all(prefix: str) -> list[str]:
-    """Remove every namespace k1s made with this prefix (node and pod namespaces; their veths
-    and bridges go with them). For tests and `k1s` reset paths; returns the names removed."""
+    """Remove every namespace k1s made with this prefix (node, pod and fabric namespaces;
+    their veths and bridges go with them). For tests and reset paths; returns the names
+    removed."""
     check_prefix(prefix)
     gone = []
     for n in names(prefix + "-"):
-        if n.startswith((f"{prefix}-node-", f"{prefix}-pod-")) and remove(n):
+        ours = n.startswith((f"{prefix}-node-", f"{prefix}-pod-")) or n == f"{prefix}-fabric"
+        if ours and remove(n):
             gone.append(n)
     return gone
 
