@@ -114,6 +114,7 @@ def test_a_new_runtime_adopts_running_pods_without_a_second_copy(runtime):
     uid = p["metadata"]["uid"]
     first.start_sync(p)
     st = running(first, uid)
+    wait_for(lambda: log_lines(st.log_path) == ["once"])
     holder = first.holder_pid(uid)
     # the agent restarts: a new runtime over the same data directory knows nothing in memory
     second = runtime()

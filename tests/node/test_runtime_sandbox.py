@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from k1s.node.runtime import linux, sandbox
+from k1s.node.runtime import linux, process, sandbox
 from k1s.node.runtime.sandbox import VolumeMount
 
 from runtime_util import finished, log_lines, needs_root, pod, runtime, sh  # noqa: F401
@@ -163,3 +163,24 @@ def test_secure_join_keeps_symlinks_inside_the_root(tmp_path):
     assert target == str(root / "outside")
     assert (root / "outside").exists()
     assert sandbox.secure_join(str(root), "/up/up/etc") == str(root / "etc")
+
+
+def test_containers_and_monitors_hold_none_of_the_agents_descriptors(runtime):
+    import socket
+    rt = runtime()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        p = pod("fds", [sh("c", "ls /proc/self/fd; exec sleep 1000")])
+        uid = p["metadata"]["uid"]
+        rt.start_sync(p)
+        st = rt.container_states(uid)["c"]
+        from runtime_util import wait_for
+        wait_for(lambda: log_lines(st.log_path))
+        # the shell's own: stdin, stdout, stderr and the directory ls is reading
+        assert set(log_lines(st.log_path)) <= {"0", "1", "2", "3"}
+        monitor = process.monitor_of(rt.data_dir, uid, "c")[0]
+        for pid in (monitor, st.pid):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                assert not target.startswith("socket:"), (pid, fd, target)

@@ -118,7 +118,7 @@ def is_child_subreaper() -> bool:
     return bool(out.value)
 
 
-def proc_start_time(pid: int) -> int | None:
+def proc_start_time(pid: int, *, zombies: bool = False) -> int | None:
     """Field 22 of /proc/<pid>/stat (start time in clock ticks since boot): with the pid it
     names one process for good, so a recycled pid is never mistaken for ours. None when the
     process is gone (or a zombie: it has exited, only its status remains)."""
@@ -128,10 +128,21 @@ def proc_start_time(pid: int) -> int | None:
     except (FileNotFoundError, ProcessLookupError):
         return None
     rest = raw[raw.rindex(b")") + 2:].split()      # the command name may hold spaces or ')'
-    if rest[0] in (b"Z", b"X"):
+    if rest[0] in (b"Z", b"X") and not zombies:
         return None
     return int(rest[19])
 
 
 def alive(pid: int, start_time: int | None) -> bool:
     return pid > 0 and start_time is not None and proc_start_time(pid) == start_time
+
+
+def reap_if_ours(pid: int, start_time: int | None) -> None:
+    """Collect `pid` if it is that very process, exited, and our child (an orphan handed to us
+    as the subreaper); never touches a recycled pid or another child's status."""
+    if pid > 0 and start_time is not None and \
+            proc_start_time(pid, zombies=True) == start_time and proc_start_time(pid) is None:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass

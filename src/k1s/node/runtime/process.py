@@ -26,6 +26,7 @@ import errno
 import os
 import select
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 
@@ -197,6 +198,11 @@ def _monitor(data_dir: str, cdir: str, holder: Holder, spec: ContainerSpec,
     if null > 2:
         os.close(null)
     close_fds_except({ready_w})                        # the agent's sockets stay the agent's
+    reset_signals()
+    try:
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a write to a gone reader: EPIPE
+    except ValueError:
+        pass
     ns_fds = [os.open(holder.ns_path(k), os.O_RDONLY | os.O_CLOEXEC)
               for k in ("net", "uts", "ipc")]
     out_r, out_w = os.pipe()
@@ -259,9 +265,9 @@ def _monitor(data_dir: str, cdir: str, holder: Holder, spec: ContainerSpec,
         notes.append(msg[1:].decode(errors="replace"))
     elif msg.startswith(b"E"):
         error = msg[1:].decode(errors="replace")
+    log = LogWriter(lpath, spec.log_max_bytes, spec.log_max_files)   # exists once started
     write_json(os.path.join(cdir, "state.json"), state)
     os.close(ready_w)                                  # the agent may read state.json now
-    log = LogWriter(lpath, spec.log_max_bytes, spec.log_max_files)
     streams = {out_r: "stdout", err_r: "stderr"}
     while streams:
         ready, _, _ = select.select(list(streams), [], [])

@@ -211,6 +211,8 @@ class ProcessRuntime:
             process.reap_monitor(self.data_dir, uid, name)
             st = process.read_state(self.data_dir, uid, name)
             if st is not None:
+                if st.exit_code is not None:
+                    linux.reap_if_ours(st.pid, st.start_time)   # its monitor was killed
                 out[name] = st
         return out
 

@@ -365,6 +365,10 @@ def reset_signals() -> None:
         except (OSError, ValueError):
             pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    try:
+        signal.set_wakeup_fd(-1)        # asyncio's wakeup fd number may be reused by then
+    except ValueError:
+        pass
 
 
 def close_fds_except(keep: set[int]) -> None:
