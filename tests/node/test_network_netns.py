@@ -51,13 +51,13 @@ def test_node_tag_keeps_clean_names_and_hashes_the_rest(node, tag):
         assert got != node and re.search(r"(^|-)[0-9a-f]{8}$", got)
 
 
-@pytest.mark.parametrize("uid", ["../x", "a/b", "", "x" * 65, "a_b", "-lead", "a b", "é"])
+@pytest.mark.parametrize("uid", ["../x", "a/b", "", "x" * 65, "a_b", "-lead", "a b", "é", "abc\n"])
 def test_pod_names_refuse_uids_that_are_not_uids(uid):
     with pytest.raises(ValueError):
         netns.pod_netns_name("k1s", "node-a", uid)
 
 
-@pytest.mark.parametrize("prefix", ["", "K1S", "k1s-x", "1abc", "a" * 17, "a/b", ".."])
+@pytest.mark.parametrize("prefix", ["", "K1S", "k1s-x", "1abc", "a" * 17, "a/b", "..", "k1s\n"])
 def test_bad_prefixes_are_refused(prefix):
     with pytest.raises(ValueError):
         netns.node_netns_name(prefix, "node-a")
@@ -164,3 +164,15 @@ def test_cleanup_all_removes_only_its_own_prefix(prefix):
         assert netns.names(prefix + "-") == []
     finally:
         netns.cleanup_all(other)
+
+
+@settings(max_examples=300, deadline=None)
+@given(uid=st.text(max_size=70), node=st.text(max_size=40))
+def test_any_uid_gives_a_safe_name_or_is_refused(uid, node):
+    try:
+        name = netns.pod_netns_name("k1s", node, uid)
+    except ValueError:
+        return
+    assert re.fullmatch(r"[a-z0-9_-]+", name.lower()), name
+    assert os.path.dirname(netns.path_of(name)) == netns.NETNS_DIR
+    assert name.endswith("_" + uid)

@@ -50,7 +50,7 @@ def _check(ret: int, what: str, target: str) -> None:
 
 # -- names --------------------------------------------------------------------------------------
 def check_prefix(prefix: str) -> str:
-    if not _PREFIX_RE.match(prefix or ""):
+    if not _PREFIX_RE.fullmatch(prefix or ""):
         raise ValueError(f"invalid network namespace prefix {prefix!r}: want [a-z][a-z0-9]{{0,15}}")
     return prefix
 
@@ -67,7 +67,7 @@ def node_tag(node_name: str) -> str:
 
 
 def check_uid(uid: str) -> str:
-    if not _UID_RE.match(uid or ""):
+    if not _UID_RE.fullmatch(uid or ""):
         raise ValueError(f"invalid pod uid {uid!r} for a network namespace name")
     return uid
 
