@@ -39,8 +39,10 @@ from .watchcache import Entry, WatchCache, decode
 
 log = logging.getLogger(__name__)
 
-# Optimistic-concurrency retries for patches and unconditional updates.
-MAX_UPDATE_RETRIES = 16
+# Optimistic-concurrency retries for patches and unconditional updates. Upstream retries
+# without bound; each round lets at least one of the writers racing on a key through, so this
+# many concurrent writers of one object all succeed.
+MAX_UPDATE_RETRIES = 64
 # How many generated names to try before giving up on a create with generateName.
 GENERATE_NAME_RETRIES = 8
 
