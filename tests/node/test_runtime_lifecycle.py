@@ -183,3 +183,21 @@ def test_log_rotation_keeps_at_most_max_files(tmp_path):
     assert newest[-1].endswith(f"line 099 {'y' * 40}")
     older = open(path + ".1").read().splitlines()
     assert int(older[-1].split()[4]) + 1 == int(newest[0].split()[4])   # no line lost between
+
+
+def test_cgroup_kill_empties_the_group(tmp_path):
+    import subprocess
+    import uuid
+    cg = Cgroup.create(str(uuid.uuid4()), "c", Limits(pids=20))
+    try:
+        procs = [subprocess.Popen(["sleep", "1000"]) for _ in range(3)]
+        for pr in procs:
+            cg.add(pr.pid)
+        assert {pr.pid for pr in procs} <= cg.pids()
+        cg.kill()
+        for pr in procs:
+            assert pr.wait(timeout=30) == -9
+        wait_for(lambda: cg.pids() == set())
+    finally:
+        cg.remove()
+    assert all(not os.path.exists(d) for d in cg.dirs.values())

@@ -58,7 +58,8 @@ def test_nginx_serves_a_volume_inside_the_pod_network(runtime, tmp_path, netns):
     assert wait_for(answers) == "hello web-0\n"
     st = rt.container_states(uid)["nginx"]
     # nginx is PID 1 of its PID namespace, and sits in the pod's network namespace
-    assert os.readlink(f"/proc/{st.pid}/ns/net") == os.readlink(f"/proc/{rt.holder_pid(uid)}/ns/net")
+    holder = rt.holder_pid(uid)
+    assert os.readlink(f"/proc/{st.pid}/ns/net") == os.readlink(f"/proc/{holder}/ns/net")
     assert os.stat(netns).st_ino == os.stat(f"/proc/{st.pid}/ns/net").st_ino
     assert in_pod(st.pid, ["cat", "/proc/1/comm"]).stdout.strip() == "nginx"
     # the access log goes to stdout in the container log, as the official image does

@@ -13,7 +13,8 @@ import pytest
 from k1s.node.runtime import linux, process, sandbox
 from k1s.node.runtime.sandbox import VolumeMount
 
-from runtime_util import finished, log_lines, needs_root, pod, runtime, sh  # noqa: F401
+from runtime_util import (finished, log_lines, needs_root, pod, runtime, sh,  # noqa: F401
+                          wait_for)
 
 pytestmark = needs_root
 
@@ -30,6 +31,7 @@ def test_container_sees_its_own_pod_view(runtime, tmp_path):
     rt.start_sync(p)
     st = finished(rt, uid)
     assert (st.exit_code, st.reason) == (0, "Completed")
+    assert st.notes == []                             # overlayfs on / works on this kernel
     out = log_lines(st.log_path)
     assert out[0] == "web-0"                          # the pod's hostname, not the host's
     assert out[1] == "pid=1"                          # PID 1 of its own PID namespace
@@ -175,7 +177,6 @@ def test_containers_and_monitors_hold_none_of_the_agents_descriptors(runtime):
         uid = p["metadata"]["uid"]
         rt.start_sync(p)
         st = rt.container_states(uid)["c"]
-        from runtime_util import wait_for
         wait_for(lambda: log_lines(st.log_path))
         # the shell's own: stdin, stdout, stderr and the directory ls is reading
         assert set(log_lines(st.log_path)) <= {"0", "1", "2", "3"}
@@ -184,3 +185,28 @@ def test_containers_and_monitors_hold_none_of_the_agents_descriptors(runtime):
             for fd in os.listdir(f"/proc/{pid}/fd"):
                 target = os.readlink(f"/proc/{pid}/fd/{fd}")
                 assert not target.startswith("socket:"), (pid, fd, target)
+
+
+def test_sys_is_read_only_and_the_data_directory_is_not_visible(runtime):
+    rt = runtime()
+    p = pod("ro", [sh("c", f"echo x > /sys/kernel/k1s-test; ls -A {rt.data_dir} | wc -l")])
+    rt.start_sync(p)
+    st = finished(rt, p["metadata"]["uid"])
+    out = log_lines(st.log_path)
+    assert any("Read-only file system" in ln for ln in out)
+    assert out[-1] == "0"
+
+
+def test_a_later_start_restarts_an_exited_container_with_a_new_log(runtime):
+    rt = runtime()
+    p = pod("again", [sh("c", "echo run")])
+    uid = p["metadata"]["uid"]
+    rt.start_sync(p)
+    first = finished(rt, uid)
+    holder = rt.holder_pid(uid)
+    rt.start_sync(p)
+    second = wait_for(lambda: (s := rt.container_states(uid)["c"]).restart == 1 and
+                      s.exit_code is not None and s)
+    assert second.log_path.endswith("/c/1.log") and first.log_path.endswith("/c/0.log")
+    assert log_lines(first.log_path) == log_lines(second.log_path) == ["run"]
+    assert rt.holder_pid(uid) == holder               # same sandbox, same namespaces

@@ -15,7 +15,7 @@ overlayfs with the host's `/` as the lower layer and upper/work directories unde
 inside the lower filesystem; if overlay is refused, the fallback is a read-only recursive bind
 of `/`, and the reason is returned), fresh /proc, the host's /dev and /sys, private tmpfs on
 /tmp, /run and /dev/shm, the data directory itself hidden, the pod's /etc/hosts,
-/etc/hostname and /etc/resolv.conf, the image's files (read-only) and the volumes (read-only
+/etc/hostname and /etc/resolv.conf, /sys read-only, the image's files (read-only) and the volumes (read-only
 when asked, with subPath), then pivot_root into it and detach the host's tree.
 
 Every path inside the container is resolved with `secure_join` (symlinks interpreted inside
@@ -311,8 +311,11 @@ def build_root(rootfs: str, upper: str, work: str, *, data_dir: str,
                 linux.MS_BIND | linux.MS_REC)
     linux.mount("shm", secure_join(rootfs, "/dev/shm", create="dir"), "tmpfs",
                 linux.MS_NOSUID | linux.MS_NODEV, "mode=1777")
-    linux.mount("/sys", secure_join(rootfs, "/sys", create="dir"), None,
-                linux.MS_BIND | linux.MS_REC)
+    sys_dir = secure_join(rootfs, "/sys", create="dir")
+    linux.mount("/sys", sys_dir, None, linux.MS_BIND | linux.MS_REC)
+    linux.mount(None, sys_dir, None,                 # read-only, as a container runtime does
+                linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_NOSUID |
+                linux.MS_NODEV | linux.MS_NOEXEC)
     for cpath, mode in (("/tmp", "1777"), ("/run", "755")):
         linux.mount("tmpfs", secure_join(rootfs, cpath, create="dir"), "tmpfs",
                     linux.MS_NOSUID | linux.MS_NODEV, f"mode={mode}")
