@@ -138,6 +138,49 @@ def test_a_new_runtime_adopts_running_pods_without_a_second_copy(runtime):
     assert linux.proc_start_time(holder) is None
 
 
+AGENT = """
+import json, os, sys, uuid
+from k1s.node.runtime.runtime import ProcessRuntime
+rt = ProcessRuntime(sys.argv[1])
+pod = json.loads(sys.argv[2])
+rt.start_sync(pod)
+st = rt.container_states(pod["metadata"]["uid"])["c"]
+print(st.pid, st.start_time, rt.holder_pid(pod["metadata"]["uid"]), flush=True)
+os.kill(os.getpid(), 9)                      # the agent dies mid-flight
+"""
+
+
+def test_pods_outlive_a_killed_agent_and_are_adopted_by_the_next(runtime, tmp_path):
+    import json
+    import subprocess
+    rt = runtime()                              # this process: the restarted agent
+    p = pod("survivor", [sh("c", "echo before; trap 'echo bye; exit 0' TERM; "
+                                 "while true; do sleep 0.05; done")])
+    uid = p["metadata"]["uid"]
+    out = subprocess.run([sys.executable, "-c", AGENT, rt.data_dir, json.dumps(p)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == -9, out.stderr
+    pid, start, holder = (int(x) for x in out.stdout.split())
+    assert linux.proc_start_time(pid) == start     # the container kept running
+    rt.adopt(uid)
+    st = rt.container_states(uid)["c"]
+    assert (st.pid, st.running) == (pid, True)
+    assert rt.holder_pid(uid) == holder
+    rt.start_sync(p)                              # no second copy
+    assert rt.container_states(uid)["c"].pid == pid
+    wait_for(lambda: log_lines(st.log_path) == ["before"])
+
+    async def stop_and_wait():
+        await rt.stop(p, 30)
+        while not rt.stopped(uid):
+            await asyncio.sleep(0.02)
+    asyncio.run(asyncio.wait_for(stop_and_wait(), 60))
+    st = rt.container_states(uid)["c"]
+    assert (st.exit_code, st.reason) == (0, "Completed")
+    # no lost logs: what it wrote before and after the agent's death is in one file
+    assert log_lines(st.log_path) == ["before", "bye"]
+
+
 def test_adoption_ignores_a_recycled_pid(runtime):
     rt = runtime()
     p = pod("gone", [sh("c", "exec sleep 1000")])

@@ -13,7 +13,9 @@ What the caller supplies, as hooks (the node agent owns these decisions):
 - `volumes_for(pod, container) -> [VolumeMount]` (volumes resolved to host paths),
 - `env_for(pod, container) -> {name: value}` (env with valueFrom already resolved).
 
-Beyond the protocol: `container_states(uid)` ({name: ContainerState}) and `waiting(uid)`
+Beyond the protocol, for the agent's planner: `ensure_sandbox(pod)` and
+`start_container(pod, container)` (one at a time: init containers in order, restarts),
+`signal(uid, sig)`, `container_states(uid)` ({name: ContainerState}) and `waiting(uid)`
 ({name: (reason, message)}, e.g. ImageNotKnown) for the agent's container statuses.
 """
 
@@ -48,6 +50,8 @@ class PodRecord:
     names: list[str] = field(default_factory=list)
     stop_signals: dict[str, int] = field(default_factory=dict)
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)     # the pod's /etc files
+    hostname: str = ""
     kill_timer: asyncio.TimerHandle | None = None
 
 
@@ -92,16 +96,29 @@ class ProcessRuntime:
         self.start_sync(pod)
 
     def start_sync(self, pod: dict) -> PodRecord:
+        """The sandbox, then every app container not running yet (an exited one starts again
+        with restartCount+1: back-off and restartPolicy are the caller's decision)."""
+        rec = self.ensure_sandbox(pod)
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            self.start_container(pod, c)
+        return rec
+
+    def _config(self, pod: dict) -> SandboxConfig:
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-        uid = sandbox.check_uid(meta.get("uid", ""))
-        cfg = SandboxConfig(uid=uid, name=meta.get("name", ""),
-                            namespace=meta.get("namespace") or "default",
-                            hostname=spec.get("hostname") or "",
-                            subdomain=spec.get("subdomain") or "",
-                            pod_ip=self.pod_ip_for(pod), dns_server=self.dns_server,
-                            netns=self.netns_for(pod),
-                            host_aliases=[(a.get("ip", ""), list(a.get("hostnames") or []))
-                                          for a in spec.get("hostAliases") or []])
+        return SandboxConfig(uid=sandbox.check_uid(meta.get("uid", "")),
+                             name=meta.get("name", ""),
+                             namespace=meta.get("namespace") or "default",
+                             hostname=spec.get("hostname") or "",
+                             subdomain=spec.get("subdomain") or "",
+                             pod_ip=self.pod_ip_for(pod), dns_server=self.dns_server,
+                             netns=self.netns_for(pod),
+                             host_aliases=[(a.get("ip", ""), list(a.get("hostnames") or []))
+                                           for a in spec.get("hostAliases") or []])
+
+    def ensure_sandbox(self, pod: dict) -> PodRecord:
+        """The pod's holder process (started, or found alive from before) and /etc files."""
+        cfg = self._config(pod)
+        uid = cfg.uid
         os.makedirs(sandbox.pod_dir(self.data_dir, uid), exist_ok=True)
         rec = self.pods.get(uid)
         if rec is None:
@@ -111,39 +128,47 @@ class ProcessRuntime:
         if rec.holder is None:
             rec.holder = sandbox.start_holder(cfg)
             sandbox.save_holder(self.data_dir, uid, rec.holder, cfg)
-        files = sandbox.write_pod_files(self.data_dir, cfg)
-        for c in spec.get("containers") or []:
-            name = sandbox.check_name(c.get("name", ""))
-            if name not in rec.names:
-                rec.names.append(name)
-            prev = process.read_state(self.data_dir, uid, name)
-            if prev is not None and prev.exit_code is None:
-                continue                                # running: never a second copy
-            try:
-                res = images.resolve(c.get("image", ""), c.get("command"), c.get("args"))
-            except images.ImageNotKnown as e:
-                rec.waiting[name] = (e.reason, str(e))
-                continue
-            rec.waiting.pop(name, None)
-            env = dict(res.env)
-            if self.env_for is not None:
-                env.update(self.env_for(pod, c))
-            else:
-                env.update({e["name"]: str(e.get("value", "")) for e in c.get("env") or []
-                            if "name" in e and "valueFrom" not in e})
-            env.setdefault("HOSTNAME", cfg.pod_hostname)
-            limits = limits_of(c)
-            limits.pids = self.pids_limit
-            binds = images.materialize(self.data_dir, res.entry) if res.entry else []
-            rec.stop_signals[name] = getattr(signal, res.entry.stop_signal
-                                             if res.entry else "SIGTERM", signal.SIGTERM)
-            cspec = ContainerSpec(name=name, argv=res.argv, env=env,
-                                  working_dir=c.get("workingDir") or "",
-                                  limits=limits, image_binds=binds,
-                                  volumes=self.volumes_for(pod, c),
-                                  restart=prev.restart + 1 if prev is not None else 0)
-            process.start_container(self.data_dir, uid, rec.holder, cspec, files)
+        rec.files = sandbox.write_pod_files(self.data_dir, cfg)
+        rec.hostname = cfg.pod_hostname
         return rec
+
+    def start_container(self, pod: dict, c: dict) -> ContainerState | None:
+        """Start one container (app or init) of a pod whose sandbox exists, unless it is
+        running. None when its image cannot run (see `waiting`)."""
+        uid = sandbox.check_uid((pod.get("metadata") or {}).get("uid", ""))
+        rec = self.pods.get(uid)
+        if rec is None or rec.holder is None or not rec.files:     # e.g. just adopted
+            rec = self.ensure_sandbox(pod)
+        name = sandbox.check_name(c.get("name", ""))
+        if name not in rec.names:
+            rec.names.append(name)
+        prev = process.read_state(self.data_dir, uid, name)
+        if prev is not None and prev.exit_code is None:
+            return prev                                 # running: never a second copy
+        try:
+            res = images.resolve(c.get("image", ""), c.get("command"), c.get("args"))
+        except images.ImageNotKnown as e:
+            rec.waiting[name] = (e.reason, str(e))
+            return None
+        rec.waiting.pop(name, None)
+        env = dict(res.env)
+        if self.env_for is not None:
+            env.update(self.env_for(pod, c))
+        else:
+            env.update({e["name"]: str(e.get("value", "")) for e in c.get("env") or []
+                        if "name" in e and "valueFrom" not in e})
+        env.setdefault("HOSTNAME", rec.hostname)
+        limits = limits_of(c)
+        limits.pids = self.pids_limit
+        binds = images.materialize(self.data_dir, res.entry) if res.entry else []
+        rec.stop_signals[name] = getattr(signal, res.entry.stop_signal
+                                         if res.entry else "SIGTERM", signal.SIGTERM)
+        cspec = ContainerSpec(name=name, argv=res.argv, env=env,
+                              working_dir=c.get("workingDir") or "",
+                              limits=limits, image_binds=binds,
+                              volumes=self.volumes_for(pod, c),
+                              restart=prev.restart + 1 if prev is not None else 0)
+        return process.start_container(self.data_dir, uid, rec.holder, cspec, rec.files)
 
     async def stop(self, pod: dict, grace: int) -> None:
         uid = (pod.get("metadata") or {}).get("uid", "")
