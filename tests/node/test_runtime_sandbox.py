@@ -210,3 +210,21 @@ def test_a_later_start_restarts_an_exited_container_with_a_new_log(runtime):
     assert second.log_path.endswith("/c/1.log") and first.log_path.endswith("/c/0.log")
     assert log_lines(first.log_path) == log_lines(second.log_path) == ["run"]
     assert rt.holder_pid(uid) == holder               # same sandbox, same namespaces
+
+
+def test_exec_joins_every_namespace_of_the_container(runtime):
+    import subprocess
+    rt = runtime()
+    p = pod("target", [sh("c", "echo inside > /tmp/mark; exec sleep 1000")], hostname="box")
+    uid = p["metadata"]["uid"]
+    rt.start_sync(p)
+    st = rt.container_states(uid)["c"]
+    wait_for(lambda: log_lines(st.log_path) == [] and
+             os.path.exists(f"/proc/{st.pid}/root/tmp/mark"))
+    script = "hostname; cat /tmp/mark; cat /proc/1/comm; echo $$; exit 7"
+    r = subprocess.run(sandbox.exec_argv(["sh", "-c", script]), capture_output=True,
+                       text=True, timeout=30,
+                       preexec_fn=sandbox.enter(st.pid, sandbox.ALL_KINDS))
+    host, mark, comm, pid = r.stdout.split()
+    assert (r.returncode, host, mark, comm) == (7, "box", "inside", "sleep")
+    assert 1 < int(pid) < 10                          # a small pid: the container's namespace

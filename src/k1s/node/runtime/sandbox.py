@@ -344,10 +344,14 @@ def build_root(rootfs: str, upper: str, work: str, *, data_dir: str,
 
 
 # -- entering a running container (probes, exec, tests) ----------------------------------------
+ALL_KINDS = ("net", "uts", "ipc", "pid", "mnt")
+
+
 def enter(pid: int, kinds: tuple[str, ...] = ("net", "uts", "ipc", "mnt")):
     """A `preexec_fn` for subprocess: join the namespaces of `pid` (a container's PID 1 or
-    the pod's holder) before exec, so the program runs inside the pod's view."""
-    paths = [(k, f"/proc/{pid}/ns/{k}") for k in kinds]
+    the pod's holder) before exec, so the program runs inside the pod's view. Joining "pid"
+    only places the program's children there: use `exec_argv` for that."""
+    paths = [(k, f"/proc/{pid}/ns/{k}") for k in kinds]      # mnt last: the others by path
 
     def _preexec() -> None:
         fds = [(k, os.open(p, os.O_RDONLY | os.O_CLOEXEC)) for k, p in paths]
@@ -356,6 +360,13 @@ def enter(pid: int, kinds: tuple[str, ...] = ("net", "uts", "ipc", "mnt")):
             os.close(fd)
         os.chdir("/")
     return _preexec
+
+
+def exec_argv(argv: list[str]) -> list[str]:
+    """`argv` run as a child of a shell, so that with `enter(pid, ALL_KINDS)` it lands in the
+    container's PID namespace too (setns of a PID namespace applies to children only); the
+    shell waits and exits with its status."""
+    return ["/bin/sh", "-c", '"$@"; rc=$?; exit $rc', "k1s-exec", *argv]
 
 
 # -- small helpers shared with process.py ------------------------------------------------------
