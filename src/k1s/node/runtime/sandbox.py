@@ -10,13 +10,18 @@ Namespaces, as Kubernetes lays them out (without shareProcessNamespace):
   namespace: when it dies the kernel kills everything left in that namespace).
 
 A container's filesystem (`build_root`, run inside the container's fresh mount namespace):
-overlayfs with the host's `/` as the lower layer and upper/work directories under
-`<data>/pods/<uid>/containers/<name>/` (works on this kernel even though the upper dir lies
-inside the lower filesystem; if overlay is refused, the fallback is a read-only recursive bind
-of `/`, and the reason is returned), fresh /proc, the host's /dev and /sys, private tmpfs on
-/tmp, /run and /dev/shm, the data directory itself hidden, the pod's /etc/hosts,
-/etc/hostname and /etc/resolv.conf, /sys read-only, the image's files (read-only) and the volumes (read-only
-when asked, with subPath), then pivot_root into it and detach the host's tree.
+- overlayfs with the host's `/` as the only lower layer and upper/work directories under
+  `<data>/pods/<uid>/containers/<name>/`, so writes to / land there and never on the host.
+  Tested on these machines (kernel 6.x, ext4 root): overlay accepts `lowerdir=/` even with the
+  upper dir inside it, so no rootfs of bind mounts is needed (runc's failure on "/" was
+  pivot_root of the live root, which we avoid by pivoting into the overlay). If a kernel
+  refuses, the fallback is a read-only recursive bind of `/`, and the reason is reported.
+  The lower layer holds the root filesystem only, not the host's other mounts;
+- fresh /proc (the container's PID namespace), the host's /dev, /sys read-only, private tmpfs
+  on /tmp, /run and /dev/shm, the data directory hidden (other pods' files);
+- the pod's /etc/hosts, /etc/hostname and /etc/resolv.conf, the image's files (read-only),
+  the volumes (read-only when asked, with subPath),
+then pivot_root into it and detach the host's tree.
 
 Every path inside the container is resolved with `secure_join` (symlinks interpreted inside
 the container's root), so an image or a volume cannot make a mount land on the host.
