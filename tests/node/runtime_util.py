@@ -83,6 +83,7 @@ def runtime(tmp_path):
     """A ProcessRuntime over tmp_path/data; teardown forgets every pod and checks that no mount,
     process or cgroup of it is left."""
     made: list[ProcessRuntime] = []
+    was_subreaper = linux.is_child_subreaper()
     data = tmp_path / "data"
     data.mkdir()
 
@@ -96,6 +97,8 @@ def runtime(tmp_path):
     for rt in made:
         for uid in list(rt.pods):
             rt.forget(uid)
+    if not was_subreaper:          # other tests' orphans must not become zombies of pytest
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 0)
     assert mounts_under(str(tmp_path)) == []
     for pid in holders:
         if pid:

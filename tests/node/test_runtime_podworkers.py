@@ -31,6 +31,7 @@ def agent(runtime: ProcessRuntime):
 
 
 async def test_pod_runs_as_a_process_and_its_delete_stops_it(api_server, tmp_path):
+    was_subreaper = linux.is_child_subreaper()
     rt = ProcessRuntime(str(tmp_path / "data"), dns_server="10.96.0.10")
     body = {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "sleeper", "namespace": "default"},
@@ -61,3 +62,5 @@ async def test_pod_runs_as_a_process_and_its_delete_stops_it(api_server, tmp_pat
         assert linux.proc_start_time(st.pid) is None
         assert not os.path.exists(tmp_path / "data" / "pods" / uid)
     assert mounts_under(str(tmp_path)) == []
+    if not was_subreaper:
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 0)
