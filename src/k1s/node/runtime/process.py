@@ -23,6 +23,7 @@ is killed too for good measure.
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import select
 import shutil
@@ -191,6 +192,9 @@ def start_container(data_dir: str, uid: str, holder: Holder, spec: ContainerSpec
 
 def _monitor(data_dir: str, cdir: str, holder: Holder, spec: ContainerSpec,
              files: dict[str, str], cg: Cgroup, lpath: str, ready_w: int) -> None:
+    # a forked copy of the agent: a collection would touch every object and turn the pages
+    # it shares with the agent into private copies, so the monitor never collects
+    gc.disable()
     os.setsid()
     null = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
