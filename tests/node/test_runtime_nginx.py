@@ -5,6 +5,7 @@ catalog's pure rules (references, command/args)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import uuid
@@ -66,6 +67,15 @@ def test_nginx_serves_a_volume_inside_the_pod_network(runtime, tmp_path, netns):
     wait_for(lambda: any('"GET / HTTP/1.1" 200' in ln for ln in log_lines(st.log_path)))
     # and it is in the pod's UTS namespace
     assert in_pod(st.pid, ["hostname"]).stdout.strip() == "web-0"
+
+    # nginx's stop signal is SIGQUIT (graceful), as the official image's STOPSIGNAL
+    async def stop_and_wait():
+        await rt.stop(p, 60)
+        while not rt.stopped(uid):
+            await asyncio.sleep(0.02)
+    asyncio.run(asyncio.wait_for(stop_and_wait(), 60))
+    st = rt.container_states(uid)["nginx"]
+    assert (st.exit_code, st.reason) == (0, "Completed")
 
 
 @needs_root
