@@ -209,7 +209,10 @@ def test_a_later_start_restarts_an_exited_container_with_a_new_log(runtime):
                       s.exit_code is not None and s)
     assert second.log_path.endswith("/c/1.log") and first.log_path.endswith("/c/0.log")
     assert log_lines(first.log_path) == log_lines(second.log_path) == ["run"]
+    assert rt.stopped(uid)                            # all exited, the pod not terminating:
     assert rt.holder_pid(uid) == holder               # same sandbox, same namespaces
+    assert linux.proc_start_time(holder) is not None
+    assert rt.uids_on_disk() == [uid]
 
 
 def test_exec_joins_every_namespace_of_the_container(runtime):

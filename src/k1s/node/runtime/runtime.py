@@ -53,6 +53,7 @@ class PodRecord:
     files: dict[str, str] = field(default_factory=dict)     # the pod's /etc files
     hostname: str = ""
     kill_timer: asyncio.TimerHandle | None = None
+    stopping: bool = False          # stop() was asked: the sandbox goes once all have exited
 
 
 def limits_of(container: dict) -> Limits:
@@ -175,6 +176,7 @@ class ProcessRuntime:
         rec = self.pods.get(uid)
         if rec is None:
             return
+        rec.stopping = True
         self.signal(uid, None)
         if rec.kill_timer is None:
             loop = asyncio.get_running_loop()
@@ -186,7 +188,9 @@ class ProcessRuntime:
             return True
         if any(s.exit_code is None for s in self.container_states(uid).values()):
             return False
-        if rec.holder is not None:
+        if rec.stopping and rec.holder is not None:
+            # the pod is terminating: its sandbox goes too (a pod whose containers merely
+            # exited keeps it, so a restart finds the same namespaces)
             sandbox.stop_holder(rec.holder)
             rec.holder = None
         return True
@@ -229,6 +233,15 @@ class ProcessRuntime:
         self.pods[uid] = rec
 
     # -- beyond the protocol ---------------------------------------------------------------------
+    def uids_on_disk(self) -> list[str]:
+        """Pods with a directory here (running or not): after a restart, the agent forgets the
+        ones the API server no longer has."""
+        try:
+            names = os.listdir(sandbox.pods_root(self.data_dir))
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if sandbox.UID_RE.match(n))
+
     def container_states(self, uid: str) -> dict[str, ContainerState]:
         rec = self.pods.get(uid)
         out = {}

@@ -40,7 +40,7 @@ import stat
 from dataclasses import dataclass, field
 
 from . import linux
-from ..volumes.paths import UID_RE, UnsafePath
+from ..volumes.paths import UID_RE, UnsafePath  # noqa: F401 - UID_RE re-exported
 
 CLUSTER_DOMAIN = "cluster.local"
 LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
