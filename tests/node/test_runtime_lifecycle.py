@@ -244,3 +244,13 @@ def test_cgroup_kill_empties_the_group(tmp_path):
     finally:
         cg.remove()
     assert all(not os.path.exists(d) for d in cg.dirs.values())
+
+
+def test_pids_limit_stops_a_fork_bomb(runtime):
+    rt = runtime(pids_limit=8)
+    p = pod("forks", [sh("c", "for i in $(seq 20); do sleep 1000 & done; echo end")])
+    uid = p["metadata"]["uid"]
+    rt.start_sync(p)
+    st = finished(rt, uid)
+    out = log_lines(st.log_path)
+    assert any("fork" in ln.lower() for ln in out), out     # "sh: can't fork"

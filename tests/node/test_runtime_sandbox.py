@@ -12,6 +12,7 @@ import pytest
 
 from k1s.node.runtime import linux, process, sandbox
 from k1s.node.runtime.sandbox import VolumeMount
+from k1s.node.volumes.paths import UnsafePath
 
 from runtime_util import (finished, log_lines, needs_root, pod, runtime, sh,  # noqa: F401
                           wait_for)
@@ -231,3 +232,18 @@ def test_exec_joins_every_namespace_of_the_container(runtime):
     host, mark, comm, pid = r.stdout.split()
     assert (r.returncode, host, mark, comm) == (7, "box", "inside", "sleep")
     assert 1 < int(pid) < 10                          # a small pid: the container's namespace
+
+
+@pytest.mark.parametrize("uid,name", [("../../etc", "c"), ("not-a-uid", "c"),
+                                      ("00000000-0000-0000-0000-000000000001", "../up"),
+                                      ("00000000-0000-0000-0000-000000000001", "A_b")])
+def test_names_that_could_escape_the_data_directory_are_refused(runtime, tmp_path, uid, name):
+    rt = runtime()
+    p = pod("x", [sh(name, "true")])
+    p["metadata"]["uid"] = uid
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(UnsafePath):
+        rt.start_sync(p)
+    assert sorted(os.listdir(tmp_path)) == before
+    assert os.listdir(tmp_path / "data") == [] and rt.pods == {}
+    rt.forget(uid)                                    # a no-op that must not raise either

@@ -99,8 +99,11 @@ class ProcessRuntime:
     def start_sync(self, pod: dict) -> PodRecord:
         """The sandbox, then every app container not running yet (an exited one starts again
         with restartCount+1: back-off and restartPolicy are the caller's decision)."""
+        containers = (pod.get("spec") or {}).get("containers") or []
+        for c in containers:                            # refuse before making anything
+            sandbox.check_name(c.get("name", ""))
         rec = self.ensure_sandbox(pod)
-        for c in (pod.get("spec") or {}).get("containers") or []:
+        for c in containers:
             self.start_container(pod, c)
         return rec
 
