@@ -186,6 +186,61 @@ def check_object(obj: dict, schema_name: str, *, prune: bool = True) -> list[str
     return unknown
 
 
+# What _check_value needs of a schema node, worked out once per node: nodes are parts of the
+# loaded definitions, which live as long as the process (the entry keeps its node, so the id
+# cannot be reused). (resolved, special, type, item node, has properties, value node of a map,
+# name of the referenced struct)
+_NodeInfo = tuple
+_EMPTY_INFO: _NodeInfo = ({}, None, None, None, False, None, None)
+_INFO: dict[int, tuple[dict, _NodeInfo]] = {}
+
+
+def _node_info(node: dict) -> _NodeInfo:
+    if not node:
+        return _EMPTY_INFO
+    hit = _INFO.get(id(node))
+    if hit is not None and hit[0] is node:
+        return hit[1]
+    name = ref_name(node)
+    resolved = resolve(node)
+    special = None
+    if name is not None and name.endswith("IntOrString"):
+        special = "intstr"
+    elif name is not None and name.endswith("Quantity"):
+        special = "quantity"
+    t = resolved.get("type")
+    item_node = (resolved.get("items") or node.get("items") or {}) if t == "array" else None
+    ap = resolved.get("additionalProperties")
+    info = (resolved, special, t, item_node, "properties" in resolved,
+            ap if isinstance(ap, dict) else None, name.rsplit(".", 1)[-1] if name else None)
+    _INFO[id(node)] = (node, info)
+    return info
+
+
+def _value_ok(value: Any, special: str | None, t: str | None) -> bool:
+    """_type_ok from a node's worked-out info."""
+    if special == "intstr":
+        return isinstance(value, (str, int)) and not isinstance(value, bool)
+    if special == "quantity":
+        return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+    if t is None:
+        return True
+    if t == "string":
+        return isinstance(value, str)
+    if t == "object":
+        return isinstance(value, dict)
+    if t == "array":
+        return isinstance(value, list)
+    if t == "integer":
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer())
+    if t == "boolean":
+        return isinstance(value, bool)
+    if t == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return True
+
+
 def _walk(value: Any, struct: dict, struct_name: str, path: str,
           unknown: list[str], prune: bool = True) -> None:
     props = struct.get("properties")
@@ -214,24 +269,20 @@ def _walk(value: Any, struct: dict, struct_name: str, path: str,
 
 def _check_value(v: Any, node: dict, struct_name: str, fpath: str,
                  unknown: list[str]) -> None:
-    resolved = resolve(node)
-    if not _type_ok(v, node, resolved):
+    resolved, special, t, item_node, has_props, ap, ref_short = _node_info(node)
+    if not _value_ok(v, special, t):
         raise DecodeError(f"json: cannot unmarshal {_JSON_TYPE.get(type(v), 'value')} into Go "
                           f"struct field {struct_name}.{fpath} of type {_go_type(node)}")
-    t = resolved.get("type")
     if t == "array":
-        item_node = resolved.get("items") or node.get("items") or {}
         for i, iv in enumerate(v):
             if iv is None:
                 continue
             _check_value(iv, item_node, struct_name, f"{fpath}[{i}]", unknown)
     elif t == "object":
-        if "properties" in resolved:
-            name = ref_name(node)
-            _walk(v, resolved, name.rsplit(".", 1)[-1] if name else struct_name, fpath, unknown)
+        if has_props:
+            _walk(v, resolved, ref_short or struct_name, fpath, unknown)
         else:
-            ap = resolved.get("additionalProperties")
-            if isinstance(ap, dict):
+            if ap is not None:
                 for mk, mv in v.items():
                     if mv is None:
                         continue
@@ -241,11 +292,10 @@ def _check_value(v: Any, node: dict, struct_name: str, fpath: str,
 
 def _is_collection(node: dict) -> bool:
     """A map (additionalProperties, no properties) or a list: the kinds omitempty drops."""
-    r = resolve(node)
-    if r.get("type") == "array":
+    _r, _s, t, _i, has_props, ap, _n = _node_info(node)
+    if t == "array":
         return True
-    return r.get("type") == "object" and "properties" not in r and \
-        isinstance(r.get("additionalProperties"), dict)
+    return t == "object" and not has_props and ap is not None
 
 
 def walk_schema(name: str) -> Iterator[tuple[str, dict]]:

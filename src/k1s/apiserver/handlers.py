@@ -418,6 +418,8 @@ class Handlers:
         names_rv = _patch_names_resource_version(ptype, body)
 
         def mutate(cur: dict) -> dict:
+            # cur is the object store's private copy: patched in place
+            cur_rv = cur["metadata"].get("resourceVersion")
             view = eventconv.to_view(r, cur) if r is not sr else cur
             if ptype == "apply":
                 if not manager:
@@ -426,11 +428,11 @@ class Handlers:
                 new = patchmod.server_side_apply(view, body, schema_name, manager, opts.force,
                                                  sub)
             else:
-                new = patchmod.apply_patch(ptype, view, body, schema_name)
+                new = patchmod.apply_patch(ptype, view, body, schema_name, owned=True)
             new = self._decode_to_storage(r, sr, new, opts)
             md = new.get("metadata")
             if not names_rv and isinstance(md, dict) and \
-                    md.get("resourceVersion") == cur["metadata"].get("resourceVersion"):
+                    md.get("resourceVersion") == cur_rv:
                 del md["resourceVersion"]
             return new
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 
-def apply_patch(ptype: str, obj: dict, body: Any, schema_name: str) -> dict:
+def apply_patch(ptype: str, obj: dict, body: Any, schema_name: str, *,
+                owned: bool = False) -> dict:
+    """`owned`: obj is the caller's private copy and may be patched in place."""
     from .patch import jsonpatch, merge, strategic
     if ptype == "merge":
-        return merge.merge_patch(obj, body)
+        return merge.merge_patch(obj, body, owned=owned)
     if ptype == "json":
-        return jsonpatch.json_patch(obj, body)
+        return jsonpatch.json_patch(obj, body, owned=owned)
     if ptype == "strategic":
-        return strategic.strategic_merge_patch(obj, body, schema_name)
+        return strategic.strategic_merge_patch(obj, body, schema_name, owned=owned)
     raise ValueError(ptype)
 
 

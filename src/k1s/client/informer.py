@@ -108,13 +108,18 @@ class _Cache:
         self.items: dict[str, dict] = {}
         self.indexers: dict[str, Indexer] = {NAMESPACE_INDEX: namespace_index}
         self.indices: dict[str, dict[str, set[str]]] = {NAMESPACE_INDEX: {}}
+        # key -> index name -> the values the stored object was indexed under (indexers are
+        # functions of the object: what they said of the stored one need not be asked again)
+        self.indexed: dict[str, dict[str, list[str]]] = {}
 
     def add_indexer(self, name: str, fn: Indexer) -> None:
         self.indexers[name] = fn
         index: dict[str, set[str]] = {}
         self.indices[name] = index
         for key, obj in self.items.items():
-            for value in self._values(fn, obj):
+            values = self._values(fn, obj)
+            self.indexed.setdefault(key, {})[name] = values
+            for value in values:
                 index.setdefault(value, set()).add(key)
 
     @staticmethod
@@ -128,23 +133,26 @@ class _Cache:
     def put(self, key: str, obj: dict) -> dict | None:
         old = self.items.get(key)
         self.items[key] = obj
+        was = self.indexed.get(key) or {}
+        now: dict[str, list[str]] = {}
         for name, fn in self.indexers.items():
-            index = self.indices[name]
-            old_values = self._values(fn, old) if old is not None else []
-            new_values = self._values(fn, obj)
+            new_values = now[name] = self._values(fn, obj)
+            old_values = was.get(name, ())
             if old_values == new_values:
                 continue
+            index = self.indices[name]
             for v in old_values:
                 self._unindex(index, v, key)
             for v in new_values:
                 index.setdefault(v, set()).add(key)
+        self.indexed[key] = now
         return old
 
     def remove(self, key: str) -> dict | None:
         old = self.items.pop(key, None)
         if old is not None:
-            for name, fn in self.indexers.items():
-                for v in self._values(fn, old):
+            for name, values in (self.indexed.pop(key, None) or {}).items():
+                for v in values:
                     self._unindex(self.indices[name], v, key)
         return old
 

@@ -391,11 +391,15 @@ def _is_leaf(t: Type, lhs: Any, rhs: Any) -> bool:
     compared as one leaf (upstream's emptyPromoteToLeaf keeps {} and null apart)."""
     if t.kind == "scalar" or t.atomic:
         return True
+    # (unrolled: this runs for every node of every compared object)
     container = list if t.kind == "list" else dict
-    present = [v for v in (lhs, rhs) if v is not _MISSING]
-    if any(not isinstance(v, container) for v in present):
+    if lhs is _MISSING:
+        return rhs is _MISSING or not isinstance(rhs, container) or not rhs
+    if not isinstance(lhs, container):
         return True
-    return all(not v for v in present)
+    if rhs is _MISSING:
+        return not lhs
+    return not isinstance(rhs, container) or (not lhs and not rhs)
 
 
 def _same(lhs: Any, rhs: Any) -> bool:

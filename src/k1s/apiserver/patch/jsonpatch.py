@@ -45,8 +45,9 @@ def patch_failed(message: str) -> StatusError:
                        "the server rejected our request due to an error in our request", {})
 
 
-def json_patch(original: dict, ops: Any) -> dict:
-    """Apply the RFC 6902 operation list `ops` to `original`; the inputs are not modified."""
+def json_patch(original: dict, ops: Any, *, owned: bool = False) -> dict:
+    """Apply the RFC 6902 operation list `ops` to `original`; the inputs are not modified,
+    unless `owned` (the caller's private copy of `original`, patched in place)."""
     if not isinstance(ops, list):
         raise bad_request("json: cannot unmarshal " + _json_kind(ops)
                           + " into Go value of type jsonpatch.Patch")
@@ -58,7 +59,7 @@ def json_patch(original: dict, ops: Any) -> dict:
         raise StatusError(413, "RequestEntityTooLarge",
                           f"The allowed maximum operations in a JSON patch is {MAX_OPERATIONS}, "
                           f"got {len(ops)}")
-    doc: Any = copy_json(original)
+    doc: Any = original if owned else copy_json(original)
     try:
         for op in ops:
             doc = _apply_op(doc, op)

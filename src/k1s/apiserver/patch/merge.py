@@ -80,13 +80,14 @@ def go_type(v: Any) -> str:
     return "float64"
 
 
-def merge_patch(original: dict, patch: Any) -> dict:
-    """Apply an RFC 7386 merge patch to `original`; the inputs are not modified."""
+def merge_patch(original: dict, patch: Any, *, owned: bool = False) -> dict:
+    """Apply an RFC 7386 merge patch to `original`; the inputs are not modified, unless
+    `owned` (the caller's private copy, patched in place: saves a deep copy)."""
     if not isinstance(patch, dict):
         raise bad_request(BAD_JSON_PATCH)
     if not isinstance(original, dict):
         raise StatusError(400, "BadRequest", "invalid JSON document")
-    return _merge(copy_json(original), patch)
+    return _merge(original if owned else copy_json(original), patch)
 
 
 def _merge(target: dict, patch: dict) -> dict:

@@ -60,9 +60,11 @@ class _SMPError(Exception):
     pass
 
 
-def strategic_merge_patch(original: dict, patch: Any, schema_name: str | None) -> dict:
+def strategic_merge_patch(original: dict, patch: Any, schema_name: str | None, *,
+                          owned: bool = False) -> dict:
     """Apply a strategic merge patch to `original` (a kind whose schema is `schema_name`, e.g.
-    io.k8s.api.apps.v1.StatefulSet; None or unknown: no schema). Inputs are not modified."""
+    io.k8s.api.apps.v1.StatefulSet; None or unknown: no schema). Inputs are not modified,
+    unless `owned` (the caller's private copy of `original`, patched in place)."""
     if not isinstance(patch, dict):
         kind = "array" if isinstance(patch, list) else (
             "null" if patch is None else "string" if isinstance(patch, str) else
@@ -75,7 +77,7 @@ def strategic_merge_patch(original: dict, patch: Any, schema_name: str | None) -
         raise bad_request(ERR_BAD_JSON_DOC)
     ctx = schema.by_name(schema_name) if schema_name else {}
     try:
-        return _merge_map(copy_json(original), copy_json(patch), ctx)
+        return _merge_map(original if owned else copy_json(original), copy_json(patch), ctx)
     except _SMPError as e:
         msg = str(e)
         if msg in _UNPROCESSABLE:
