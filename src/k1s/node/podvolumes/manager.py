@@ -1,0 +1,323 @@
+"""The node agent's volume manager: makes a pod's volumes real on this host and takes them down.
+
+    vm = VolumeManager(data_dir)
+    volumes = await vm.setup(pod, fetch)   # {volume name: HostVolume(path, read_only)}
+    problems = vm.check_sub_paths(pod, volumes)   # {container: message} (subPath refused)
+    await vm.teardown(pod_uid)
+
+`fetch(kind, namespace, name)` is an async callable returning the object or None (the agent
+backs it with its informers; this module never talks to the API server). `setup` is meant to
+be called again periodically: it is idempotent, re-mounts what is missing (an image volume
+after a restart, as the provisioner does) and rewrites configMap/secret/downwardAPI/projected
+files atomically when their data changed, so containers see updates through the same path.
+When some volumes cannot be set up it raises MountFailed after setting up the others;
+`MountFailed.messages` are the FailedMount event messages.
+
+Where things live (kubelet's layout, every path derived from the pod uid and the volume name,
+both checked against the formats the API server issues):
+    <data>/pods/<uid>/volumes/kubernetes.io~empty-dir/<name>     (tmpfs if medium Memory)
+    <data>/pods/<uid>/volumes/kubernetes.io~configmap/<name>
+    <data>/pods/<uid>/volumes/kubernetes.io~secret/<name>        (tmpfs: secrets stay off disk)
+    <data>/pods/<uid>/volumes/kubernetes.io~downward-api/<name>
+    <data>/pods/<uid>/volumes/kubernetes.io~projected/<name>     (tmpfs: may hold secrets)
+Claims and hostPath volumes are bound from where their data is; nothing of theirs is under
+the pod's directory, so teardown (unmount what is mounted under it, then remove it) can never
+touch a PV's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import errno
+import os
+import shutil
+import stat
+import time
+from dataclasses import dataclass
+
+from k1s.node.volumes import dirs, images, loopmount, paths
+
+from . import atomic, planner
+from .planner import Bind, EmptyDir, Failed, Files
+
+MNT_DETACH = 2
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+@dataclass(frozen=True)
+class HostVolume:
+    path: str
+    read_only: bool = False
+
+
+class MountFailed(Exception):
+    """Some volumes could not be set up. `failures` per volume, `messages` for events,
+    `volumes` what was set up anyway."""
+
+    def __init__(self, failures: list[Failed], volumes: dict[str, HostVolume]):
+        self.failures = failures
+        self.messages = planner.event_messages(failures)
+        self.volumes = volumes
+        super().__init__("; ".join(self.messages))
+
+
+def node_allocatable(data_dir: str) -> dict[str, str]:
+    """What an unset limit means for a downwardAPI resourceFieldRef: the node's capacity."""
+    out = {"cpu": str(os.cpu_count() or 1), "memory": "0", "ephemeral-storage": "0"}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    out["memory"] = str(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    try:
+        st = os.statvfs(data_dir)
+        out["ephemeral-storage"] = str(st.f_blocks * st.f_frsize)
+    except OSError:
+        pass
+    return out
+
+
+# -- paths ------------------------------------------------------------------------------------
+def pod_volumes_dir(data_dir: str, uid: str) -> str:
+    if not isinstance(uid, str) or not paths.UID_RE.match(uid):
+        raise paths.UnsafePath(f"invalid pod uid {uid!r}: expected a UUID")
+    return os.path.join(os.path.realpath(data_dir), "pods", uid, "volumes")
+
+
+def volume_path(data_dir: str, uid: str, plugin: str, name: str) -> str:
+    if plugin not in planner.PLUGIN_DIRS.values():
+        raise paths.UnsafePath(f"unknown volume plugin {plugin!r}")
+    if not planner.VOLUME_NAME_RE.match(name or ""):
+        raise paths.UnsafePath(f"invalid volume name {name!r}")
+    root = pod_volumes_dir(data_dir, uid)
+    path = os.path.join(root, plugin, name)
+    # a symlink planted anywhere on the way must not move us out of the pod's directory
+    real_root = os.path.realpath(os.path.dirname(root))
+    real = os.path.realpath(path)
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise paths.UnsafePath(f"{path} resolves outside {real_root}")
+    return path
+
+
+def mounts_under(root: str) -> list[str]:
+    """Mount points strictly below root (from /proc/self/mountinfo), deepest first."""
+    out = []
+    prefix = root.rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split(" ")
+            mp = _unescape(fields[4])
+            if mp.startswith(prefix):
+                out.append(mp)
+    return sorted(out, key=lambda p: (-p.count("/"), p))
+
+
+def _unescape(s: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo
+    out, i = [], 0
+    while i < len(s):
+        if s[i] == "\\" and i + 3 < len(s) + 0 and s[i + 1:i + 4].isdigit():
+            out.append(chr(int(s[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
+
+
+def _umount(target: str) -> None:
+    if _libc.umount2(os.fsencode(target), 0) == 0:
+        return
+    e = ctypes.get_errno()
+    if e == errno.EINVAL:            # not a mount point (any more)
+        return
+    if e == errno.EBUSY and _libc.umount2(os.fsencode(target), MNT_DETACH) == 0:
+        return                       # still in use: detach now, the kernel frees it later
+    e = ctypes.get_errno() or e
+    raise OSError(e, f"umount {target}: {os.strerror(e)}")
+
+
+def _file_kind(path: str) -> str | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    m = st.st_mode
+    if stat.S_ISDIR(m):
+        return "dir"
+    if stat.S_ISREG(m):
+        return "file"
+    if stat.S_ISSOCK(m):
+        return "socket"
+    if stat.S_ISCHR(m):
+        return "char"
+    if stat.S_ISBLK(m):
+        return "block"
+    return "other"
+
+
+def resolve_sub_path(root: str, sub_path: str) -> str:
+    """root/sub_path with symlinks resolved, refused if it leaves root (the part that does
+    not exist yet is resolved lexically: the runtime creates it as a directory)."""
+    planner.check_sub_path(sub_path)
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(real_root, sub_path))
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise planner.Invalid(f"subPath {sub_path!r} resolves outside its volume "
+                              f"(through a symlink)")
+    return real
+
+
+# -- the manager ------------------------------------------------------------------------------
+class VolumeManager:
+    def __init__(self, data_dir: str, *, allocatable: dict[str, str] | None = None):
+        self.data_dir = data_dir
+        self.allocatable = allocatable or node_allocatable(data_dir)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, uid: str) -> asyncio.Lock:
+        return self._locks.setdefault(uid, asyncio.Lock())
+
+    async def setup(self, pod: dict, fetch) -> dict[str, HostVolume]:
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        pod_volumes_dir(self.data_dir, uid)          # refuses a malformed uid up front
+        objects: dict[tuple[str, str, str], dict | None] = {}
+
+        async def get_all(keys):
+            keys = sorted(k for k in keys if k not in objects)
+            found = await asyncio.gather(*(fetch(*k) for k in keys))
+            objects.update(zip(keys, found))
+
+        def lookup(kind, ns, name):
+            return objects.get((kind, ns, name))
+        await get_all(planner.references(pod))
+        await get_all(planner.pv_references(pod, lookup))
+        decisions = planner.plan(pod, lookup, allocatable=self.allocatable, now=time.time())
+        async with self._lock(uid):
+            volumes, failures = await asyncio.to_thread(self._apply, uid, decisions)
+        if failures:
+            raise MountFailed(failures, volumes)
+        return volumes
+
+    def _apply(self, uid: str, decisions) -> tuple[dict[str, HostVolume], list[Failed]]:
+        volumes: dict[str, HostVolume] = {}
+        failures: list[Failed] = []
+        for d in decisions:
+            if isinstance(d, Failed):
+                failures.append(d)
+                continue
+            try:
+                volumes[d.name] = self._apply_one(uid, d)
+            except (OSError, images.VolumeError, paths.UnsafePath, planner.Invalid) as e:
+                label = (d.label if isinstance(d, Bind) else "") or d.name
+                why = str(e)
+                if isinstance(e, OSError) and e.strerror:
+                    why = e.strerror + (f": {e.filename}" if e.filename else "")
+                failures.append(Failed(d.name, planner.setup_failed(label, why)))
+        return volumes, failures
+
+    def _apply_one(self, uid: str, d) -> HostVolume:
+        if isinstance(d, Bind):
+            return self._bind(d)
+        if isinstance(d, EmptyDir):
+            path = volume_path(self.data_dir, uid, d.plugin, d.name)
+            os.makedirs(path, exist_ok=True)
+            if d.medium == "Memory":
+                if not os.path.ismount(path):
+                    opts = ["nosuid", "nodev", "mode=0777"]
+                    if d.size_bytes:
+                        opts.append(f"size={d.size_bytes}")
+                    loopmount.mount("tmpfs", path, "tmpfs", opts)
+            else:
+                os.chmod(path, 0o777)                # emptyDir is world-writable, as upstream
+            return HostVolume(path, False)
+        if isinstance(d, Files):
+            path = volume_path(self.data_dir, uid, d.plugin, d.name)
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            if d.tmpfs and not os.path.ismount(path):
+                try:
+                    loopmount.mount("tmpfs", path, "tmpfs", ["nosuid", "nodev", "mode=0755"])
+                except PermissionError:
+                    pass         # not root: the files go on disk (nothing else can mount)
+            atomic.write(path, d.files)
+            return HostVolume(path, True)
+        raise TypeError(f"unknown decision {d!r}")
+
+    def _bind(self, d: Bind) -> HostVolume:
+        if d.pv_image and paths.PV_NAME_RE.match(d.pv_image):
+            mnt = paths.mount_path(self.data_dir, d.pv_image)
+            # the provisioner's volume on this node: its image must be mounted (after a
+            # restart nothing is); a directory-mode volume has no image and needs nothing
+            if os.path.realpath(d.path) == mnt and \
+                    os.path.exists(paths.image_path(self.data_dir, d.pv_image)):
+                images.mount(self.data_dir, d.pv_image, d.mount_options)
+        if d.check == "local":
+            if not os.path.exists(d.path):
+                raise planner.Invalid(f'path "{d.path}" does not exist')
+            return HostVolume(d.path, d.read_only)
+        kind = _file_kind(d.path)
+        create, err = planner.hostpath_check(d.check, d.path, kind)
+        if d.check == "" and kind is None:
+            create = "dir"       # an unchecked missing path: made as a directory, as runtimes do
+        if create == "dir":
+            os.makedirs(d.path, mode=0o755, exist_ok=True)
+        elif create == "file":
+            fd = os.open(d.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            os.close(fd)
+        if err:
+            raise planner.Invalid(err)
+        return HostVolume(d.path, d.read_only)
+
+    def check_sub_paths(self, pod: dict, volumes: dict[str, HostVolume]) -> dict[str, str]:
+        """Containers whose subPath mounts are refused: {container name: message}. Call
+        before starting a container (upstream reports CreateContainerConfigError)."""
+        out: dict[str, str] = {}
+        spec = pod.get("spec") or {}
+        for c in list(spec.get("initContainers") or ()) + list(spec.get("containers") or ()):
+            for m in c.get("volumeMounts") or ():
+                sub = m.get("subPath") or ""
+                vol = volumes.get(m.get("name", ""))
+                if not sub or vol is None:
+                    continue
+                try:
+                    resolve_sub_path(vol.path, sub)
+                except planner.Invalid as e:
+                    out.setdefault(c.get("name", ""),
+                                   f'failed to prepare subPath for volumeMount "{m.get("name")}" '
+                                   f'of container "{c.get("name")}": {e}')
+        return out
+
+    def empty_dir_usage(self, pod: dict) -> dict[str, tuple[int, int | None]]:
+        """On-disk emptyDirs: {name: (bytes used, sizeLimit or None)} (reported, not evicted)."""
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        out = {}
+        for d in planner.plan(pod, lambda *_: None):
+            if isinstance(d, EmptyDir) and d.medium == "":
+                path = volume_path(self.data_dir, uid, d.plugin, d.name)
+                if os.path.isdir(path):
+                    out[d.name] = (dirs.usage(path, d.size_bytes or 0).used_bytes, d.size_bytes)
+        return out
+
+    async def teardown(self, pod_uid: str) -> None:
+        """Unmount every tmpfs under the pod's volume directory and remove it."""
+        async with self._lock(pod_uid):
+            await asyncio.to_thread(self._teardown, pod_uid)
+        self._locks.pop(pod_uid, None)
+
+    def _teardown(self, uid: str) -> None:
+        root = pod_volumes_dir(self.data_dir, uid)
+        if not os.path.lexists(root):
+            return
+        for mp in mounts_under(root):
+            _umount(mp)
+        left = mounts_under(root)
+        if left:                 # never remove a directory through a mount
+            raise OSError(errno.EBUSY, f"still mounted under {root}: {', '.join(left)}")
+        if os.path.islink(root):
+            os.unlink(root)
+        else:
+            shutil.rmtree(root)
