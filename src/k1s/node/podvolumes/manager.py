@@ -34,6 +34,7 @@ import errno
 import os
 import shutil
 import stat
+import threading
 import time
 from dataclasses import dataclass
 
@@ -43,6 +44,7 @@ from . import atomic, planner
 from .planner import Bind, EmptyDir, Failed, Files
 
 MNT_DETACH = 2
+_image_lock = threading.Lock()
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
@@ -95,12 +97,17 @@ def volume_path(data_dir: str, uid: str, plugin: str, name: str) -> str:
         raise paths.UnsafePath(f"invalid volume name {name!r}")
     root = pod_volumes_dir(data_dir, uid)
     path = os.path.join(root, plugin, name)
-    # a symlink planted anywhere on the way must not move us out of the pod's directory
-    real_root = os.path.realpath(os.path.dirname(root))
-    real = os.path.realpath(path)
-    if os.path.commonpath([real_root, real]) != real_root:
-        raise paths.UnsafePath(f"{path} resolves outside {real_root}")
+    _no_links(path)
     return path
+
+
+def _no_links(path: str) -> None:
+    """Refuse a path that a symlink planted anywhere on the way (pods/, pods/<uid>/,
+    volumes/, the plugin or volume directory) would move out of the pod's directory: `path`
+    is built from the resolved data dir, so resolving it must give itself back."""
+    if os.path.realpath(path) != path:
+        raise paths.UnsafePath(f"{path} resolves outside the pod's directory "
+                               f"(to {os.path.realpath(path)})")
 
 
 def mounts_under(root: str) -> list[str]:
@@ -254,7 +261,8 @@ class VolumeManager:
             # restart nothing is); a directory-mode volume has no image and needs nothing
             if os.path.realpath(d.path) == mnt and \
                     os.path.exists(paths.image_path(self.data_dir, d.pv_image)):
-                images.mount(self.data_dir, d.pv_image, d.mount_options)
+                with _image_lock:    # two pods sharing a volume must not mount it twice
+                    images.mount(self.data_dir, d.pv_image, d.mount_options)
         if d.check == "local":
             if not os.path.exists(d.path):
                 raise planner.Invalid(f'path "{d.path}" does not exist')
@@ -318,6 +326,7 @@ class VolumeManager:
         if left:                 # never remove a directory through a mount
             raise OSError(errno.EBUSY, f"still mounted under {root}: {', '.join(left)}")
         if os.path.islink(root):
-            os.unlink(root)
-        else:
-            shutil.rmtree(root)
+            os.unlink(root)          # a planted link: remove it, never what it points at
+            return
+        _no_links(root)              # a link above it would make rmtree delete elsewhere
+        shutil.rmtree(root)          # (rmtree itself never follows links inside)
