@@ -1,0 +1,147 @@
+"""Running a command inside a running container: `spawn(pid, argv, ...)`.
+
+The command joins the namespaces of the container's PID 1 (`pid`): net, uts, ipc, pid and mnt,
+then its root (the container may have been chroot'ed rather than pivot_root'ed) and working
+directory, and its environment (from /proc/<pid>/environ, as CRI exec keeps the container's
+env). Joining a PID namespace only affects children, so the forked child that entered the
+namespaces forks once more: the grandchild is in the container's PID namespace and execs the
+command; the child stays as a small waiter that exits with the grandchild's status (128+signal
+for a signal), which is what asyncio sees. The grandchild dies with the waiter
+(PR_SET_PDEATHSIG), so killing the waiter (a client went away) ends the command.
+
+With a tty the command runs on a new pty as its session's controlling terminal; without one
+stdin is a pipe (only when asked for: otherwise /dev/null) and stdout/stderr are pipes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import fcntl
+import os
+import signal
+import struct
+import termios
+from dataclasses import dataclass
+
+NAMESPACES = ("net", "uts", "ipc", "pid", "mnt")    # mnt last: /proc paths resolve before it
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, 0) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"setns: {os.strerror(e)}")
+
+
+def container_env(pid: int) -> dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return {}
+    env = {}
+    for item in raw.split(b"\0"):
+        if b"=" in item:
+            k, v = item.split(b"=", 1)
+            env[k.decode(errors="replace")] = v.decode(errors="replace")
+    return env
+
+
+@dataclass
+class Exec:
+    proc: asyncio.subprocess.Process
+    master: int | None = None          # the pty's master side, with a tty
+
+    def resize(self, width: int, height: int) -> None:
+        if self.master is not None and width > 0 and height > 0:
+            fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+
+
+def _preexec(ns_fds: list[int], root_fd: int, cwd_fd: int, tty: bool):
+    def run() -> None:
+        for fd in ns_fds:
+            _setns(fd)
+        os.fchdir(root_fd)
+        os.chroot(".")
+        try:
+            os.fchdir(cwd_fd)
+        except OSError:
+            os.chdir("/")
+        child = os.fork()
+        if child:
+            # the waiter: nothing of the session's descriptors, only the grandchild's status
+            null = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.closerange(3, 65536)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+                signal.signal(sig, signal.SIG_IGN)
+            while True:
+                try:
+                    _, status = os.waitpid(child, 0)
+                    break
+                except InterruptedError:
+                    continue
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code)
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() == 1:
+            os._exit(137)
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM,
+                    signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        if tty:
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    return run
+
+
+async def spawn(pid: int, argv: list[str], *, stdin: bool, tty: bool, stderr: bool) -> Exec:
+    """Start `argv` in the container whose PID 1 is `pid`. Raises OSError (e.g. ENOENT for an
+    unknown command, ESRCH when the container is gone)."""
+    if not argv:
+        raise OSError(22, "no command given")
+    fds: list[int] = []
+    master = slave = None
+    try:
+        for kind in NAMESPACES:
+            fds.append(os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC))
+        root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fds.append(root_fd)
+        cwd_fd = os.open(f"/proc/{pid}/cwd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fds.append(cwd_fd)
+        env = container_env(pid)
+        env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        if tty:
+            env.setdefault("TERM", "xterm")
+            master, slave = os.openpty()
+            os.set_blocking(master, False)
+            streams = dict(stdin=slave, stdout=slave, stderr=slave)
+        else:
+            streams = dict(stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+                           stdout=asyncio.subprocess.PIPE,
+                           stderr=asyncio.subprocess.PIPE if stderr
+                           else asyncio.subprocess.DEVNULL)
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env=env, preexec_fn=_preexec(fds[:len(NAMESPACES)], root_fd, cwd_fd, tty),
+            limit=1 << 16, **streams)
+    except BaseException:
+        if master is not None:
+            os.close(master)
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if slave is not None:
+            os.close(slave)
+    return Exec(proc, master)

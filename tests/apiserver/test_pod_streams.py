@@ -1,0 +1,303 @@
+"""kubectl exec / logs / port-forward / cp against an in-process API server whose pod stream
+subresources are proxied (k1s.apiserver.streams) to a node stream server
+(k1s.node.streams.server) in front of real containers of the process runtime.
+
+The proxy is wired into the API server's dispatcher here, in the test (handlers.py belongs to
+another change). Every container, namespace and mount the test makes is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+
+from k1s.api import registry
+from k1s.apiserver import streams
+from k1s.apiserver.handlers import Handlers
+from k1s.client.rest import APIClient
+from k1s.node.network import forward, netns
+from k1s.node.runtime.runtime import ProcessRuntime
+from k1s.node.streams.server import StreamServer
+
+from k1s_harness import pinned_kubectl
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers and namespaces need root")
+
+PODS = registry.core("pods")
+NODES = registry.core("nodes")
+STREAM_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/(exec|attach|portforward|log)/?$")
+TIMEOUT = 60.0
+
+_orig_dispatch = Handlers._dispatch
+
+
+async def _dispatch_with_streams(self, request):
+    m = STREAM_PATH.match(request.path)
+    if m:
+        return await streams.handle_pod_stream(request, self.objects, PODS, m.group(1),
+                                               m.group(2), m.group(3))
+    return await _orig_dispatch(self, request)
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@dataclass
+class Stack:
+    url: str
+    kubeconfig: str
+    client: APIClient
+    runtime: ProcessRuntime
+    netns_path: str
+    cache: str
+    tmp: str
+
+    async def kubectl(self, *args: str, input: bytes | None = None,
+                      timeout: float = TIMEOUT) -> Run:
+        p = await asyncio.create_subprocess_exec(
+            pinned_kubectl(), "--kubeconfig", self.kubeconfig, "--cache-dir", self.cache, *args,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(p.communicate(input), timeout)
+        except asyncio.TimeoutError:
+            p.kill()
+            await p.wait()
+            raise
+        return Run(p.returncode, out.decode(), err.decode())
+
+    async def pod(self, name: str, containers: list[dict], *, node: str | None = "n1",
+                  start: bool = True) -> dict:
+        obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+               "spec": {"containers": containers}}
+        if node:
+            obj["spec"]["nodeName"] = node
+        pod = await self.client.create(PODS, obj, "default")
+        if start:
+            self.runtime.start_sync(pod)
+            pod["status"] = {**(pod.get("status") or {}), "phase": "Running"}
+            pod = await self.client.update_status(PODS, pod)
+        return pod
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sh(name: str, script: str) -> dict:
+    return {"name": name, "image": "busybox", "command": ["sh", "-c", script]}
+
+
+@pytest.fixture
+async def stack(api_server, tmp_path, monkeypatch):
+    monkeypatch.setattr(Handlers, "_dispatch", _dispatch_with_streams)
+    ns_name = "k1sst" + uuid.uuid4().hex[:10]
+    path = netns.create(ns_name)
+    subprocess.run(["ip", "-n", ns_name, "link", "set", "lo", "up"], check=True)
+    data = tmp_path / "node"
+    data.mkdir()
+    rt = ProcessRuntime(str(data), netns_for=lambda pod: path)
+    server = StreamServer(str(data))
+    await server.start()
+    client = APIClient(api_server.url)
+    node = await client.create(NODES, {"apiVersion": "v1", "kind": "Node",
+                                       "metadata": {"name": "n1"}})
+    node["status"] = {"daemonEndpoints": {"kubeletEndpoint": {"Port": server.port}}}
+    await client.update_status(NODES, node)
+    try:
+        yield Stack(api_server.url, api_server.kubeconfig, client, rt, path,
+                    str(tmp_path / "kcache"), str(tmp_path))
+    finally:
+        for uid in list(rt.pods):
+            rt.forget(uid)
+        await server.stop()
+        await client.close()
+        netns.remove(ns_name)
+
+
+async def test_exec_output_exit_code_stdin_and_namespaces(stack):
+    await stack.pod("web-0", [sh("main", "echo started; exec sleep 100000")])
+    r = await stack.kubectl("exec", "web-0", "--", "sh", "-c", "echo hi; echo err >&2; exit 3")
+    assert (r.code, r.out) == (3, "hi\n")
+    assert "err\n" in r.err and "command terminated with exit code 3" in r.err
+
+    r = await stack.kubectl("exec", "-i", "web-0", "--", "cat", input=b"a\nb\n")
+    assert (r.code, r.out) == (0, "a\nb\n")
+
+    # the pod's UTS namespace (its hostname is the pod name, not the machine's)
+    r = await stack.kubectl("exec", "web-0", "--", "hostname")
+    assert (r.code, r.out) == (0, "web-0\n")
+    assert socket.gethostname() != "web-0"
+    # the container's PID namespace: its PID 1 is the container's command
+    r = await stack.kubectl("exec", "web-0", "--", "cat", "/proc/1/cmdline")
+    assert r.code == 0 and r.out.split("\0")[0] == "sleep"
+    # the container's environment
+    r = await stack.kubectl("exec", "web-0", "--", "sh", "-c", "echo $HOSTNAME")
+    assert r.out == "web-0\n"
+
+    r = await stack.kubectl("exec", "web-0", "--", "no-such-command-k1s")
+    assert r.code != 0 and "executable file not found" in r.err
+
+
+async def test_exec_with_tty(stack):
+    await stack.pod("web-0", [sh("main", "exec sleep 100000")])
+    # kubectl only makes a tty when its own stdin is one: run it under script(1)
+    cmd = (f"{pinned_kubectl()} --kubeconfig {stack.kubeconfig} --cache-dir {stack.cache} "
+           f"exec -it web-0 -- sh -c 'tty; exit 5'")
+    p = await asyncio.create_subprocess_exec(
+        "script", "-qec", cmd, "/dev/null", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    out, _err = await asyncio.wait_for(p.communicate(b""), TIMEOUT)
+    assert p.returncode == 5
+    assert b"/dev/pts/" in out
+
+
+async def test_logs_tail_timestamps_follow_previous(stack):
+    pod = await stack.pod("logger", [sh("main", "echo one; echo two; echo three; "
+                                                "sleep 1; echo four >&2")])
+    uid = pod["metadata"]["uid"]
+    # -f ends when the container exits, with every line
+    r = await stack.kubectl("logs", "-f", "logger")
+    assert (r.code, r.out) == (0, "one\ntwo\nthree\nfour\n")
+    r = await stack.kubectl("logs", "logger", "--tail=2")
+    assert r.out == "three\nfour\n"
+    r = await stack.kubectl("logs", "logger", "--timestamps", "--tail=1")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z four\n", r.out), r.out
+    r = await stack.kubectl("logs", "logger", "--since=1h")
+    assert r.out == "one\ntwo\nthree\nfour\n"
+    r = await stack.kubectl("logs", "logger", "--previous")
+    assert r.code == 1
+    assert 'previous terminated container "main" in pod "logger" not found' in r.err
+    # a restart: --previous shows the first run's log, the default the current one
+    stack.runtime.start_container(pod, sh("main", "echo again"))
+    st = stack.runtime.container_states(uid)["main"]
+    assert st.restart == 1
+    for _ in range(200):
+        r = await stack.kubectl("logs", "logger")
+        if r.out == "again\n":
+            break
+        await asyncio.sleep(0.1)
+    assert r.out == "again\n"
+    r = await stack.kubectl("logs", "logger", "-p")
+    assert r.out == "one\ntwo\nthree\nfour\n"
+
+
+async def test_port_forward_to_a_server_in_the_pod_network_namespace(stack):
+    await stack.pod("web-0", [sh("main", "exec sleep 100000")])
+
+    async def serve(reader, writer):
+        data = await reader.read(1024)
+        writer.write(b"pong:" + data)
+        await writer.drain()
+        writer.close()
+    lsock = forward.tcp_listener(stack.netns_path, "127.0.0.1", 0)
+    pod_port = lsock.getsockname()[1]
+    srv = await asyncio.start_server(serve, sock=lsock)
+    # nothing listens on that port in the root namespace: only the pod's has the server
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        assert probe.connect_ex(("127.0.0.1", pod_port)) != 0
+    local = free_port()
+    p = await asyncio.create_subprocess_exec(
+        pinned_kubectl(), "--kubeconfig", stack.kubeconfig, "--cache-dir", stack.cache,
+        "port-forward", "pod/web-0", f"{local}:{pod_port}", stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    try:
+        line = await asyncio.wait_for(p.stdout.readline(), TIMEOUT)
+        assert f"Forwarding from 127.0.0.1:{local} -> {pod_port}" in line.decode()
+        for i in range(3):                     # several connections over one session
+            reader, writer = await asyncio.open_connection("127.0.0.1", local)
+            writer.write(f"ping{i}".encode())
+            await writer.drain()
+            got = await asyncio.wait_for(reader.read(), TIMEOUT)
+            assert got == f"pong:ping{i}".encode()
+            writer.close()
+        # a port nothing listens on: the connection ends, kubectl reports it, keeps going
+        port2 = free_port()
+        p2 = await asyncio.create_subprocess_exec(
+            pinned_kubectl(), "--kubeconfig", stack.kubeconfig, "--cache-dir", stack.cache,
+            "port-forward", "pod/web-0", f"{port2}:1", stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        try:
+            line = await asyncio.wait_for(p2.stdout.readline(), TIMEOUT)
+            assert f"Forwarding from 127.0.0.1:{port2} -> 1" in line.decode()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port2)
+            assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+            writer.close()
+            # kubectl 1.37 gives up the whole session on a forwarding error
+            _out, err = await asyncio.wait_for(p2.communicate(), TIMEOUT)
+        finally:
+            if p2.returncode is None:
+                p2.kill()
+                await p2.wait()
+        err = err.decode()
+        assert "An error occurred forwarding" in err
+        assert "failed to connect to localhost:1" in err and "connection refused" in err
+        assert "lost connection to pod" in err
+    finally:
+        p.kill()
+        await p.wait()
+        srv.close()
+        await srv.wait_closed()
+
+
+async def test_cp_both_ways(stack):
+    await stack.pod("web-0", [sh("main", "exec sleep 100000")])
+    src = os.path.join(stack.tmp, "hello.txt")
+    payload = "hello from the host\n" * 1000
+    with open(src, "w") as f:
+        f.write(payload)
+    r = await stack.kubectl("cp", src, "web-0:/tmp/hello.txt")
+    assert r.code == 0, r.err
+    r = await stack.kubectl("exec", "web-0", "--", "cat", "/tmp/hello.txt")
+    assert r.out == payload
+    # the file is in the container's own view, not on the host
+    assert not os.path.exists("/tmp/hello.txt") or open("/tmp/hello.txt").read() != payload
+    back = os.path.join(stack.tmp, "back.txt")
+    r = await stack.kubectl("cp", "web-0:/tmp/hello.txt", back)
+    assert r.code == 0, r.err
+    assert open(back).read() == payload
+
+
+async def test_errors_with_upstream_messages(stack):
+    await stack.pod("nonode", [sh("main", "true")], node=None, start=False)
+    r = await stack.kubectl("exec", "nonode", "--", "true")
+    assert r.code != 0 and "pod nonode does not have a host assigned" in r.err
+    r = await stack.kubectl("logs", "nonode")        # upstream: no host, no logs
+    assert (r.code, r.out) == (0, "")
+
+    await stack.pod("pending", [sh("main", "true")], start=False)
+    r = await stack.kubectl("exec", "pending", "--", "true")
+    assert r.code != 0 and 'container not found ("main")' in r.err
+    r = await stack.kubectl("logs", "pending")
+    assert r.code != 0
+    assert 'container "main" in pod "pending" is waiting to start: ContainerCreating' in r.err
+
+    await stack.pod("two", [sh("a", "exec sleep 100000"), sh("b", "exec sleep 100000")])
+    r = await stack.kubectl("exec", "two", "-c", "nope", "--", "true")
+    assert r.code != 0 and "container nope is not valid for pod two" in r.err
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{stack.url}/api/v1/namespaces/default/pods/two/log") as resp:
+            body = await resp.json()
+            assert resp.status == 400
+            assert body["message"] == ("a container name must be specified for pod two, "
+                                       "choose one of: [a b]")
+        async with s.get(f"{stack.url}/api/v1/namespaces/default/pods/ghost/log") as resp:
+            assert resp.status == 404
+    r = await stack.kubectl("exec", "two", "-c", "b", "--", "hostname")
+    assert (r.code, r.out) == (0, "two\n")
