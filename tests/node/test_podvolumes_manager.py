@@ -244,12 +244,19 @@ def test_sub_paths_resolved_within_the_volume(data_dir):
                   {"name": "dots", "volumeMounts": [{"name": "v", "mountPath": "/a",
                                                      "subPath": "../../etc"}]},
                   {"name": "link", "volumeMounts": [{"name": "v", "mountPath": "/a",
-                                                     "subPath": "escape/passwd"}]}]
+                                                     "subPath": "escape/passwd"}]},
+                  {"name": "expr", "volumeMounts": [{"name": "v", "mountPath": "/a",
+                                                     "subPathExpr": "$(DIR)/x"}]},
+                  {"name": "expr-ok", "volumeMounts": [{"name": "v", "mountPath": "/a",
+                                                        "subPathExpr": "$(POD)"}]}]
     p = pod({"name": "v", "emptyDir": {}}, containers=containers)
     vm = VolumeManager(data_dir)
     vols = run(vm.setup(p, Store().fetch))
     os.symlink("/etc", os.path.join(vols["v"].path, "escape"))
-    assert vm.check_sub_paths(p, vols) == {
+    env = {"expr": {"DIR": "escape"}, "expr-ok": {"POD": "web-0"}}
+    assert vm.check_sub_paths(p, vols, env) == {
+        "expr": 'failed to prepare subPath for volumeMount "v" of container "expr": '
+                "subPath 'escape/x' resolves outside its volume (through a symlink)",
         "dots": 'failed to prepare subPath for volumeMount "v" of container "dots": '
                 "subPath '../../etc' must not contain '..'",
         "link": 'failed to prepare subPath for volumeMount "v" of container "link": '

@@ -187,7 +187,14 @@ def test_empty_dir_variants():
     assert got[:4] == [EmptyDir("d"), EmptyDir("s", "", 1 << 30),
                        EmptyDir("m", "Memory", 16 << 20), EmptyDir("n", "Memory", 96 << 20)]
     assert isinstance(got[4], Failed) and "HugePages" in got[4].message
-    # without a limit on every container, tmpfs's own default size applies
+    # a sizeLimit above the pod's limit is capped by it
+    [capped] = planner.plan(pod({"name": "m", "emptyDir": {"medium": "Memory",
+                                                           "sizeLimit": "1Gi"}},
+                                containers=mem_limits), objs())
+    assert capped == EmptyDir("m", "Memory", 96 << 20)
+    # without a limit on every container: the node's allocatable memory, else tmpfs's default
+    assert planner.plan(pod({"name": "n", "emptyDir": {"medium": "Memory"}}), objs(),
+                        allocatable={"memory": "2Gi"}) == [EmptyDir("n", "Memory", 2 << 30)]
     assert planner.plan(pod({"name": "n", "emptyDir": {"medium": "Memory"}}), objs()) == \
         [EmptyDir("n", "Memory", None)]
 
@@ -254,6 +261,10 @@ def test_secret_decoded_in_memory_with_modes():
     [dflt] = planner.plan(pod({"name": "s", "secret": {"secretName": "s"}}),
                           objs(("Secret", SECRET)))
     assert {e.mode for e in dflt.files.values()} == {0o644}
+    [miss] = planner.plan(pod({"name": "s", "secret": {"secretName": "s", "items": [
+        {"key": "nope", "path": "x"}]}}), objs(("Secret", SECRET)))
+    assert miss == Failed("s", 'MountVolume.SetUp failed for volume "s" : references '
+                               'non-existent secret key: nope')
 
 
 ESCAPES = [
@@ -393,3 +404,23 @@ def test_accepted_paths_never_escape(parts, absolute):
     norm = posixpath.normpath(p)
     assert norm == p and not norm.startswith("/") and not norm.startswith("..")
     assert posixpath.normpath(posixpath.join("/vol", p)).startswith("/vol/")
+
+
+@pytest.mark.parametrize("expr,env,want", [
+    ("$(POD_NAME)/logs", {"POD_NAME": "web-0"}, "web-0/logs"),
+    ("$(MISSING)", {}, "$(MISSING)"),
+    ("a$$(POD_NAME)", {"POD_NAME": "x"}, "a$(POD_NAME)"),
+    ("$(A)$(B)", {"A": "1", "B": "2"}, "12"),
+    ("$(", {}, "$("),
+    ("cost$", {}, "cost$"),
+])
+def test_expand(expr, env, want):
+    assert planner.expand(expr, env) == want
+
+
+def test_sub_path_expr_checked_after_expansion():
+    assert planner.sub_path_of({"subPathExpr": "$(N)"}, {"N": "web-0"}) == "web-0"
+    with pytest.raises(planner.Invalid, match="must not contain"):
+        planner.sub_path_of({"subPathExpr": "$(N)"}, {"N": "../../etc"})
+    with pytest.raises(planner.Invalid, match="relative"):
+        planner.sub_path_of({"subPathExpr": "$(N)"}, {"N": "/etc"})

@@ -280,19 +280,23 @@ class VolumeManager:
             raise planner.Invalid(err)
         return HostVolume(d.path, d.read_only)
 
-    def check_sub_paths(self, pod: dict, volumes: dict[str, HostVolume]) -> dict[str, str]:
-        """Containers whose subPath mounts are refused: {container name: message}. Call
-        before starting a container (upstream reports CreateContainerConfigError)."""
+    def check_sub_paths(self, pod: dict, volumes: dict[str, HostVolume],
+                        env: dict[str, dict[str, str]] | None = None) -> dict[str, str]:
+        """Containers whose subPath (or subPathExpr, expanded with `env[container]`, the
+        container's resolved environment) is refused: {container name: message}. Call before
+        starting a container (upstream reports CreateContainerConfigError); the runtime's
+        VolumeMount.sub_path is `planner.sub_path_of(mount, env)`."""
         out: dict[str, str] = {}
         spec = pod.get("spec") or {}
         for c in list(spec.get("initContainers") or ()) + list(spec.get("containers") or ()):
             for m in c.get("volumeMounts") or ():
-                sub = m.get("subPath") or ""
                 vol = volumes.get(m.get("name", ""))
-                if not sub or vol is None:
+                if vol is None or not (m.get("subPath") or m.get("subPathExpr")):
                     continue
                 try:
-                    resolve_sub_path(vol.path, sub)
+                    sub = planner.sub_path_of(m, (env or {}).get(c.get("name", "")))
+                    if sub:
+                        resolve_sub_path(vol.path, sub)
                 except planner.Invalid as e:
                     out.setdefault(c.get("name", ""),
                                    f'failed to prepare subPath for volumeMount "{m.get("name")}" '

@@ -184,6 +184,38 @@ def check_sub_path(sub_path: str) -> str:
     return sub_path
 
 
+def expand(expr: str, env: Mapping[str, str]) -> str:
+    """Kubernetes `$(VAR)` expansion (subPathExpr, command, args): `$(VAR)` becomes its value
+    when VAR is defined and stays as written otherwise; `$$` is a literal `$`."""
+    out, i, n = [], 0, len(expr)
+    while i < n:
+        c = expr[i]
+        if c == "$" and i + 1 < n:
+            nxt = expr[i + 1]
+            if nxt == "$":
+                out.append("$")
+                i += 2
+                continue
+            if nxt == "(":
+                end = expr.find(")", i + 2)
+                if end != -1:
+                    var = expr[i + 2:end]
+                    out.append(env[var] if var in env else expr[i:end + 1])
+                    i = end + 1
+                    continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def sub_path_of(mount: Mapping, env: Mapping[str, str] | None = None) -> str:
+    """A volumeMount's subPath, or its subPathExpr expanded with the container's environment
+    (checked: relative, no `..`)."""
+    if mount.get("subPathExpr"):
+        return check_sub_path(expand(mount["subPathExpr"], env or {}))
+    return check_sub_path(mount.get("subPath") or "")
+
+
 def check_payload(files: Mapping[str, FileEntry]) -> None:
     """No path may be both a file and a directory of another file."""
     names = set(files)
@@ -273,7 +305,7 @@ def _plan_volume(pod, vol, lookup, allocatable, now) -> Decision:
             raise Invalid(f"{htype} is an invalid volume type")
         return Bind(name, path, False, check=htype)
     if vol.get("emptyDir") is not None:
-        return _empty_dir(pod, name, vol["emptyDir"] or {})
+        return _empty_dir(pod, name, vol["emptyDir"] or {}, allocatable)
     if vol.get("configMap") is not None:
         src = vol["configMap"] or {}
         files = _config_files(pod, "configMap", src, lookup, src.get("defaultMode"))
@@ -355,7 +387,7 @@ def _claim(pod, vol, lookup) -> Decision:
                                               f"({SUPPORTED_PV})"))
 
 
-def _empty_dir(pod, name, src) -> EmptyDir:
+def _empty_dir(pod, name, src, allocatable) -> EmptyDir:
     medium = src.get("medium") or ""
     if medium not in ("", "Memory"):
         raise Invalid(f"emptyDir medium {medium!r} is not supported on this node")
@@ -364,13 +396,17 @@ def _empty_dir(pod, name, src) -> EmptyDir:
         size = _ceil(_q(src["sizeLimit"]))
         if size <= 0:
             size = None
-    if medium == "Memory" and size is None:
-        # kubelet sizes a memory emptyDir by the pod's memory limit when every container has
-        # one; otherwise tmpfs's own default (half the node's memory) applies
+    if medium == "Memory":
+        # kubelet sizes a memory emptyDir by the pod's memory limit (the sum of its containers'
+        # when every one has a limit, else the node's allocatable memory), capped by sizeLimit
         limits = [((c.get("resources") or {}).get("limits") or {}).get("memory")
                   for c in (pod.get("spec") or {}).get("containers") or ()]
         if limits and all(limits):
-            size = sum(_ceil(_q(x)) for x in limits)
+            pod_limit = sum(_ceil(_q(x)) for x in limits)
+        else:
+            pod_limit = _ceil(_q(allocatable.get("memory") or 0)) or None
+        if pod_limit is not None:
+            size = min(size, pod_limit) if size else pod_limit
     return EmptyDir(name, medium, size)
 
 
@@ -421,7 +457,11 @@ def _config_files(pod, kind, src, lookup, default_mode) -> dict[str, FileEntry]:
             if key not in data:
                 if optional:
                     continue
-                raise Invalid(f"{word} references non-existent {'config' if kind == 'configMap' else 'secret'} key: {key}")
+                # kubelet's words: "configmap references ... config key", "references ...
+                # secret key" (no prefix)
+                if kind == "configMap":
+                    raise Invalid(f"configmap references non-existent config key: {key}")
+                raise Invalid(f"references non-existent secret key: {key}")
             files[path] = FileEntry(data[key], _mode(it.get("mode"), default_mode))
     else:
         for key, value in data.items():
