@@ -152,32 +152,54 @@ async def stream_logs(path: str, opts: Options,
         yield chunk
     if done or not opts.follow:
         return
-    ino = _inode(path)
-    while True:
-        stop = finished()               # before reading: a last write is not missed
-        try:
-            if _inode(path) != ino:     # rotated: the rest of the old file is gone to path.1
-                ino, offset = _inode(path), 0
-            with open(path, "rb") as f:
-                f.seek(offset)
-                data = f.read()
-        except FileNotFoundError:
-            data = b""
-        end = data.rfind(b"\n") + 1
-        if end:
-            offset += end
-            recs = [r for r in (parse_record(ln) for ln in data[:end].split(b"\n")[:-1]) if r]
-            if opts.since_ns is not None:
-                recs = [r for r in recs if r.ns >= opts.since_ns]
-            chunk, done = emit(recs)
-            if chunk:
-                yield chunk
-            if done:
+    # Follow through an open descriptor: after a rotation the old file (now path.1) is drained
+    # to its end before the new path is opened, so no line is lost in between.
+    f = _open_at(path, offset)
+    try:
+        pending = b""
+        while True:
+            stop = finished()           # before reading: a last write is not missed
+            data = f.read() if f is not None else b""
+            if not data:
+                cur = _inode(path)
+                if cur is not None and (f is None or cur != os.fstat(f.fileno()).st_ino):
+                    rest = f.read() if f is not None else b""
+                    if f is not None:
+                        f.close()
+                    f = _open_at(path, 0)
+                    if not rest:
+                        continue        # read the new file before deciding to stop
+                    data = rest
+            if data:
+                pending += data
+                end = pending.rfind(b"\n") + 1
+                if end:
+                    recs = [r for r in (parse_record(ln)
+                                        for ln in pending[:end].split(b"\n")[:-1]) if r]
+                    pending = pending[end:]
+                    if opts.since_ns is not None:
+                        recs = [r for r in recs if r.ns >= opts.since_ns]
+                    chunk, done = emit(recs)
+                    if chunk:
+                        yield chunk
+                    if done:
+                        return
+                continue
+            if stop:
                 return
-        elif stop:
-            return
-        else:
             await asyncio.sleep(FOLLOW_POLL)
+    finally:
+        if f is not None:
+            f.close()
+
+
+def _open_at(path: str, offset: int):
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return None
+    f.seek(offset)
+    return f
 
 
 def _inode(path: str) -> int | None:
