@@ -298,3 +298,35 @@ def test_teardown_refuses_a_linked_pod_directory(data_dir):
         assert os.listdir(os.path.join(outside, "volumes")) == ["precious"]
     finally:
         shutil.rmtree(outside)
+
+
+def test_read_write_once_pod_claim_used_by_an_older_pod_is_refused(data_dir):
+    host = os.path.join(data_dir, "pvdata")
+    claim = {"metadata": {"name": "c", "namespace": "default", "uid": CLAIM_UID},
+             "spec": {"volumeName": "pv-h", "accessModes": ["ReadWriteOncePod"]},
+             "status": {"phase": "Bound"}}
+    pv = {"metadata": {"name": "pv-h"},
+          "spec": {"accessModes": ["ReadWriteOncePod"],
+                   "hostPath": {"path": host, "type": "DirectoryOrCreate"}}}
+    store = Store(("PersistentVolumeClaim", claim), ("PersistentVolume", pv))
+    me = pod({"name": "data", "persistentVolumeClaim": {"claimName": "c"}})
+    me["metadata"]["creationTimestamp"] = "2026-01-02T00:00:00Z"
+    me["spec"]["nodeName"] = "n1"
+    other = {"metadata": {"name": "old", "namespace": "default", "uid": "u-old",
+                          "creationTimestamp": "2026-01-01T00:00:00Z"},
+             "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}
+    users = {"c": [other]}
+
+    async def claim_users(ns, name):
+        return users.get(name, [])
+    vm = VolumeManager(data_dir)
+    with pytest.raises(MountFailed) as e:
+        run(vm.setup(me, store.fetch, claim_users))
+    assert e.value.messages == ['MountVolume.SetUp failed for volume "pv-h" : volume uses the '
+                                'ReadWriteOncePod access mode and is already in use by pod '
+                                'default/old']
+    other["status"]["phase"] = "Succeeded"            # the holder finished: ours now
+    assert run(vm.setup(me, store.fetch, claim_users)) == {"data": HostVolume(host, False)}
+    assert os.path.isdir(host)
+    run(vm.teardown(UID))
+    assert os.path.isdir(host)                        # a PV's data is never the pod's

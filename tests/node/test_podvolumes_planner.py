@@ -424,3 +424,67 @@ def test_sub_path_expr_checked_after_expansion():
         planner.sub_path_of({"subPathExpr": "$(N)"}, {"N": "../../etc"})
     with pytest.raises(planner.Invalid, match="relative"):
         planner.sub_path_of({"subPathExpr": "$(N)"}, {"N": "/etc"})
+
+
+def user(name, uid, node="n1", phase="Running", created="2026-01-01T00:00:00Z"):
+    return {"metadata": {"name": name, "namespace": "default", "uid": uid,
+                         "creationTimestamp": created},
+            "spec": {"nodeName": node}, "status": {"phase": phase}}
+
+
+def access_case(claim_modes, pv_modes, users):
+    me = pod(PVC_VOL)
+    me["metadata"]["creationTimestamp"] = "2026-01-02T00:00:00Z"
+    me["spec"]["nodeName"] = "n1"
+    c = claim()
+    c["spec"]["accessModes"] = list(claim_modes)
+    lookup = objs(("PersistentVolumeClaim", c), ("PersistentVolume", pv(LOCAL, modes=pv_modes)))
+    [got] = planner.plan(me, lookup, claim_users={"data": users})
+    return got
+
+
+RWO, RWOP, RWX = "ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"
+ACCESS_CASES = [
+    # (id, claim modes, pv modes, other users, expected failure text or None)
+    ("alone", [RWO], [RWO], [], None),
+    ("rwo-same-node", [RWO], [RWO], [user("a", "u-a")], None),
+    ("rwo-other-node-older", [RWO], [RWO], [user("a", "u-a", node="n2")],
+     f'Multi-Attach error for volume "{PV}" Volume is already used by pod(s) a'),
+    ("rwo-other-node-younger", [RWO], [RWO],
+     [user("a", "u-a", node="n2", created="2026-01-03T00:00:00Z")], None),
+    ("rwo-other-node-finished", [RWO], [RWO], [user("a", "u-a", node="n2", phase="Succeeded")],
+     None),
+    ("rwx-other-node", [RWX], [RWX, RWO], [user("a", "u-a", node="n2")], None),
+    ("rwop-older-same-node", [RWOP], [RWOP], [user("a", "u-a")],
+     f'MountVolume.SetUp failed for volume "{PV}" : volume uses the ReadWriteOncePod access '
+     'mode and is already in use by pod default/a'),
+    ("rwop-self-only", [RWOP], [RWOP], [user("web-0", UID)], None),
+    ("rwop-unscheduled-other", [RWOP], [RWOP], [user("a", "u-a", node="")], None),
+]
+
+
+@pytest.mark.parametrize("claim_modes,pv_modes,users,want", [c[1:] for c in ACCESS_CASES],
+                         ids=[c[0] for c in ACCESS_CASES])
+def test_access_modes_backstop(claim_modes, pv_modes, users, want):
+    got = access_case(claim_modes, pv_modes, users)
+    if want is None:
+        assert isinstance(got, Bind), got
+    else:
+        assert got == Failed("data", want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["n1", "n2", ""]), st.integers(0, 5),
+                          st.sampled_from(["Running", "Pending", "Failed"])),
+                min_size=1, max_size=5))
+def test_rwop_at_most_one_active_pod_wins(specs):
+    """Whatever pods share a ReadWriteOncePod claim, at most one active pod may mount it,
+    and one always may (no deadlock between two starting pods)."""
+    pods = [user(f"p{i}", f"u-{i}", node=n, phase=ph, created=f"2026-01-0{d + 1}T00:00:00Z")
+            for i, (n, d, ph) in enumerate(specs)]
+    c = claim()
+    c["spec"]["accessModes"] = [RWOP]
+    winners = [p for p in pods if planner._active(p) and
+               planner.access_problem(p, c, pv(LOCAL, modes=[RWOP]), pods) is None]
+    active = [p for p in pods if planner._active(p)]
+    assert len(winners) == (1 if active else 0)

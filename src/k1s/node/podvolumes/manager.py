@@ -189,7 +189,9 @@ class VolumeManager:
     def _lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
 
-    async def setup(self, pod: dict, fetch) -> dict[str, HostVolume]:
+    async def setup(self, pod: dict, fetch, claim_users=None) -> dict[str, HostVolume]:
+        """`claim_users`, optional: async (namespace, claim name) -> the pods using that claim
+        (e.g. from a pod informer indexed by claim); given, access modes are enforced."""
         uid = (pod.get("metadata") or {}).get("uid", "")
         pod_volumes_dir(self.data_dir, uid)          # refuses a malformed uid up front
         objects: dict[tuple[str, str, str], dict | None] = {}
@@ -203,7 +205,15 @@ class VolumeManager:
             return objects.get((kind, ns, name))
         await get_all(planner.references(pod))
         await get_all(planner.pv_references(pod, lookup))
-        decisions = planner.plan(pod, lookup, allocatable=self.allocatable, now=time.time())
+        users = None
+        if claim_users is not None:
+            ns = (pod.get("metadata") or {}).get("namespace", "default")
+            names = sorted({c for v in (pod.get("spec") or {}).get("volumes") or ()
+                            if (c := planner.claim_name(pod, v))})
+            found = await asyncio.gather(*(claim_users(ns, c) for c in names))
+            users = {c: list(f or ()) for c, f in zip(names, found)}
+        decisions = planner.plan(pod, lookup, allocatable=self.allocatable, now=time.time(),
+                                 claim_users=users)
         async with self._lock(uid):
             volumes, failures = await asyncio.to_thread(self._apply, uid, decisions)
         if failures:

@@ -270,11 +270,12 @@ def _ceil(d: Decimal) -> int:
 
 # -- the plan ---------------------------------------------------------------------------------
 def plan(pod: dict, lookup: Lookup, *, allocatable: Mapping[str, str] | None = None,
-         now: float = 0.0) -> list[Decision]:
+         now: float = 0.0, claim_users: Mapping[str, list] | None = None) -> list[Decision]:
     """One decision per volume of the pod, in spec order. `lookup` answers from objects the
     caller fetched (references + pv_references); `allocatable` (cpu, memory,
     ephemeral-storage) stands in for unset limits in downwardAPI resourceFieldRefs; `now`
-    (seconds) dates the placeholder service account token."""
+    (seconds) dates the placeholder service account token; `claim_users` (claim name -> the
+    pods that use it), when given, enforces access modes (see access_problem)."""
     out: list[Decision] = []
     for vol in (pod.get("spec") or {}).get("volumes") or ():
         name = vol.get("name", "")
@@ -282,10 +283,61 @@ def plan(pod: dict, lookup: Lookup, *, allocatable: Mapping[str, str] | None = N
             out.append(Failed(str(name), f"invalid volume name {name!r}: must be a DNS label"))
             continue
         try:
-            out.append(_plan_volume(pod, vol, lookup, allocatable or {}, now))
+            d = _plan_volume(pod, vol, lookup, allocatable or {}, now)
         except Invalid as e:
-            out.append(Failed(name, setup_failed(name, str(e))))
+            d = Failed(name, setup_failed(name, str(e)))
+        cname = claim_name(pod, vol)
+        if isinstance(d, Bind) and cname and claim_users is not None:
+            ns = (pod.get("metadata") or {}).get("namespace", "default")
+            claim = lookup("PersistentVolumeClaim", ns, cname) or {}
+            pv = lookup("PersistentVolume", "", (claim.get("spec") or {}).get("volumeName", ""))
+            why = access_problem(pod, claim, pv or {}, claim_users.get(cname) or [])
+            if why:
+                d = Failed(name, why)
+        out.append(d)
     return out
+
+
+def _active(p: dict) -> bool:
+    return bool((p.get("spec") or {}).get("nodeName")) and \
+        (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def _age_key(p: dict) -> tuple[str, str]:
+    m = p.get("metadata") or {}
+    return (m.get("creationTimestamp") or "", m.get("name") or "")
+
+
+def access_problem(pod: dict, claim: dict, pv: dict, users: list[dict]) -> str | None:
+    """The node's backstop for access modes (the scheduler is the first line): with
+    ReadWriteOncePod only one pod may use the claim (the oldest active one keeps it); with
+    ReadWriteOnce only pods on one node (a pod elsewhere that is older keeps it: upstream's
+    attach/detach controller reports a Multi-Attach error). `users` are the pods referencing
+    the claim (any node, this pod included or not); finished or unscheduled ones do not count."""
+    me = pod.get("metadata") or {}
+    node = (pod.get("spec") or {}).get("nodeName") or ""
+    # ReadWriteOncePod is what the claim asks for; attachable to one node is what the volume
+    # offers (a volume with ReadWriteMany too may be used from several nodes)
+    claim_modes = set((claim.get("spec") or {}).get("accessModes") or ())
+    modes = set((pv.get("spec") or {}).get("accessModes") or
+                (claim.get("status") or {}).get("accessModes") or claim_modes)
+    pv_name = (pv.get("metadata") or {}).get("name") or \
+        (claim.get("spec") or {}).get("volumeName") or ""
+    others = [u for u in users if _active(u) and
+              (u.get("metadata") or {}).get("uid") != me.get("uid")]
+    older = [u for u in others if _age_key(u) < _age_key(pod)]
+    if "ReadWriteOncePod" in claim_modes | modes and older:
+        holder = older[0].get("metadata") or {}
+        return setup_failed(pv_name, "volume uses the ReadWriteOncePod access mode and is "
+                                     f"already in use by pod {holder.get('namespace')}/"
+                                     f"{holder.get('name')}")
+    if modes and modes <= {"ReadWriteOnce", "ReadWriteOncePod"}:
+        elsewhere = sorted((u["metadata"].get("name", "") for u in older
+                            if (u.get("spec") or {}).get("nodeName") != node))
+        if elsewhere:
+            return (f'Multi-Attach error for volume "{pv_name}" Volume is already used by '
+                    f"pod(s) {', '.join(elsewhere)}")
+    return None
 
 
 def setup_failed(volume: str, why: str) -> str:
