@@ -301,3 +301,82 @@ async def test_errors_with_upstream_messages(stack):
             assert resp.status == 404
     r = await stack.kubectl("exec", "two", "-c", "b", "--", "hostname")
     assert (r.code, r.out) == (0, "two\n")
+
+
+def _procs_with_cmdline(arg: str) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    if f.read().split(b"\0")[:2] == [b"sleep", arg.encode()]:
+                        out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
+async def test_exec_joins_the_container_cgroups_and_ends_with_its_client(stack):
+    pod = await stack.pod("web-0", [sh("main", "exec sleep 100000")])
+    st = stack.runtime.container_states(pod["metadata"]["uid"])["main"]
+    r = await stack.kubectl("exec", "web-0", "--", "cat", "/proc/self/cgroup")
+    want = open(f"/proc/{st.pid}/cgroup").read()
+    mem = [ln for ln in want.splitlines() if ":memory:" in ln or ln.startswith("0::")]
+    assert mem and all(ln in r.out.splitlines() for ln in mem), (r.out, want)
+
+    # kubectl goes away mid-command: the command is ended, not left behind in the pod
+    arg = str(40000 + os.getpid() % 10000)
+    p = await asyncio.create_subprocess_exec(
+        pinned_kubectl(), "--kubeconfig", stack.kubeconfig, "--cache-dir", stack.cache,
+        "exec", "web-0", "--", "sleep", arg, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(600):
+        if _procs_with_cmdline(arg):
+            break
+        await asyncio.sleep(0.05)
+    assert _procs_with_cmdline(arg)
+    pid = _procs_with_cmdline(arg)[0]
+    assert os.readlink(f"/proc/{pid}/ns/pid") == os.readlink(f"/proc/{st.pid}/ns/pid")
+    p.kill()
+    await p.wait()
+    for _ in range(600):
+        if not _procs_with_cmdline(arg):
+            break
+        await asyncio.sleep(0.05)
+    assert _procs_with_cmdline(arg) == []
+
+
+async def test_attach_streams_the_container_output_until_it_exits(stack):
+    await stack.pod("talker", [sh("main", "i=0; while [ ! -e /tmp/stop ]; do echo tick $i; "
+                                          "i=$((i+1)); sleep 0.1; done; echo bye; echo gone >&2")])
+    p = await asyncio.create_subprocess_exec(
+        pinned_kubectl(), "--kubeconfig", stack.kubeconfig, "--cache-dir", stack.cache,
+        "attach", "talker", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = await asyncio.wait_for(p.stdout.readline(), TIMEOUT)
+        assert first.startswith(b"tick ")         # attached: output from now on
+        r = await stack.kubectl("exec", "talker", "--", "touch", "/tmp/stop")
+        assert r.code == 0
+        rest = await asyncio.wait_for(p.stdout.read(), TIMEOUT)
+        err = await p.stderr.read()
+        assert await p.wait() == 0
+    finally:
+        if p.returncode is None:
+            p.kill()
+            await p.wait()
+    lines = (first + rest).decode().splitlines()
+    assert lines[-1] == "bye"
+    assert all(ln.startswith("tick ") for ln in lines[:-1])
+    assert b"gone" in err
+
+
+async def test_logs_of_one_container_among_several(stack):
+    await stack.pod("duo", [sh("a", "echo from-a; exec sleep 100000"),
+                            sh("b", "echo from-b; exec sleep 100000")])
+    for _ in range(200):
+        r = await stack.kubectl("logs", "duo", "-c", "b")
+        if r.out:
+            break
+        await asyncio.sleep(0.05)
+    assert (r.code, r.out) == (0, "from-b\n")
+    r = await stack.kubectl("logs", "duo", "-c", "nope")
+    assert r.code != 0 and "container nope is not valid for pod duo" in r.err

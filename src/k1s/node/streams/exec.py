@@ -3,7 +3,7 @@
 The command joins the namespaces of the container's PID 1 (`pid`): net, uts, ipc, pid and mnt,
 then its root (the container may have been chroot'ed rather than pivot_root'ed) and working
 directory, and its environment (from /proc/<pid>/environ, as CRI exec keeps the container's
-env). Joining a PID namespace only affects children, so the forked child that entered the
+env), and its cgroups (its limits apply). Joining a PID namespace only affects children, so the forked child that entered the
 namespaces forks once more: the grandchild is in the container's PID namespace and execs the
 command; the child stays as a small waiter that exits with the grandchild's status (128+signal
 for a signal), which is what asyncio sees. The grandchild dies with the waiter
@@ -66,7 +66,33 @@ class Exec:
                 pass
 
 
-def _preexec(ns_fds: list[int], root_fd: int, cwd_fd: int, tty: bool):
+def cgroup_procs(pid: int, root: str = "/sys/fs/cgroup") -> list[str]:
+    """The cgroup.procs files of the groups `pid` is in (v1 limit controllers and the v2
+    group), below the root of each hierarchy: an exec'd command shares the container's limits
+    and dies with its cgroup, as CRI exec does."""
+    out = []
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        num, ctls, path = line.split(":", 2)
+        if path in ("", "/"):
+            continue
+        if num == "0" and ctls == "":
+            dirs = [f"{root}/unified{path}", f"{root}{path}"]
+        else:
+            dirs = [f"{root}/{c}{path}" for c in ctls.split(",")
+                    if c in ("memory", "cpu", "pids", "freezer")]
+        for d in dirs:
+            if os.path.exists(f"{d}/cgroup.procs"):
+                out.append(f"{d}/cgroup.procs")
+                break
+    return out
+
+
+def _preexec(ns_fds: list[int], root_fd: int, cwd_fd: int, tty: bool, cg_fds: list[int]):
     def run() -> None:
         for fd in ns_fds:
             _setns(fd)
@@ -76,9 +102,17 @@ def _preexec(ns_fds: list[int], root_fd: int, cwd_fd: int, tty: bool):
             os.fchdir(cwd_fd)
         except OSError:
             os.chdir("/")
+        go_r, go_w = os.pipe()
         child = os.fork()
         if child:
-            # the waiter: nothing of the session's descriptors, only the grandchild's status
+            # the waiter: puts the command in the container's cgroups before it runs, then
+            # keeps nothing of the session's descriptors, only the grandchild's status
+            for fd in cg_fds:
+                try:
+                    os.write(fd, str(child).encode())
+                except OSError:
+                    pass
+            os.write(go_w, b"g")
             null = os.open("/dev/null", os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(null, fd)
@@ -93,6 +127,9 @@ def _preexec(ns_fds: list[int], root_fd: int, cwd_fd: int, tty: bool):
                     continue
             code = os.waitstatus_to_exitcode(status)
             os._exit(128 - code if code < 0 else code)
+        os.close(go_w)
+        os.read(go_r, 1)
+        os.close(go_r)
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() == 1:
             os._exit(137)
@@ -120,6 +157,13 @@ async def spawn(pid: int, argv: list[str], *, stdin: bool, tty: bool, stderr: bo
         fds.append(root_fd)
         cwd_fd = os.open(f"/proc/{pid}/cwd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fds.append(cwd_fd)
+        cg_fds = []
+        for procs in cgroup_procs(pid):
+            try:
+                cg_fds.append(os.open(procs, os.O_WRONLY | os.O_CLOEXEC))
+            except OSError:
+                pass                    # best effort: the command still runs, unlimited
+        fds += cg_fds
         env = container_env(pid)
         env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         if tty:
@@ -132,9 +176,9 @@ async def spawn(pid: int, argv: list[str], *, stdin: bool, tty: bool, stderr: bo
                            stdout=asyncio.subprocess.PIPE,
                            stderr=asyncio.subprocess.PIPE if stderr
                            else asyncio.subprocess.DEVNULL)
-        proc = await asyncio.create_subprocess_exec(
-            *argv, env=env, preexec_fn=_preexec(fds[:len(NAMESPACES)], root_fd, cwd_fd, tty),
-            limit=1 << 16, **streams)
+        enter = _preexec(fds[:len(NAMESPACES)], root_fd, cwd_fd, tty, cg_fds)
+        proc = await asyncio.create_subprocess_exec(*argv, env=env, preexec_fn=enter,
+                                                    limit=1 << 16, **streams)
     except BaseException:
         if master is not None:
             os.close(master)
