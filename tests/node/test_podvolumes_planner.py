@@ -488,3 +488,65 @@ def test_rwop_at_most_one_active_pod_wins(specs):
                planner.access_problem(p, c, pv(LOCAL, modes=[RWOP]), pods) is None]
     active = [p for p in pods if planner._active(p)]
     assert len(winners) == (1 if active else 0)
+
+
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(-5, 10 ** 4), st.text(max_size=12),
+                 st.lists(st.text(max_size=4), max_size=2), st.dictionaries(st.text(max_size=4),
+                                                                           st.text(max_size=4),
+                                                                           max_size=2))
+PATHS = st.one_of(st.text(alphabet="ab./", max_size=10), JUNK)
+
+
+def _items(draw_keys=True):
+    return st.lists(st.fixed_dictionaries({"key": st.sampled_from(["a.conf", "b", "zz"]),
+                                           "path": PATHS}, optional={"mode": JUNK}), max_size=3)
+
+
+VOLUMES = st.one_of(
+    st.fixed_dictionaries({"configMap": st.fixed_dictionaries(
+        {"name": st.sampled_from(["cfg", "nope"])},
+        optional={"items": _items(), "defaultMode": JUNK, "optional": JUNK})}),
+    st.fixed_dictionaries({"secret": st.fixed_dictionaries(
+        {"secretName": st.sampled_from(["s", "nope"])},
+        optional={"items": _items(), "defaultMode": JUNK})}),
+    st.fixed_dictionaries({"downwardAPI": st.fixed_dictionaries({"items": st.lists(
+        st.fixed_dictionaries({"path": PATHS}, optional={
+            "fieldRef": st.fixed_dictionaries({"fieldPath": st.one_of(
+                st.sampled_from(["metadata.name", "metadata.labels", "spec.nodeName"]), JUNK)}),
+            "resourceFieldRef": st.fixed_dictionaries(
+                {"containerName": st.sampled_from(["c", "x"]),
+                 "resource": st.sampled_from(["limits.cpu", "requests.memory", "bogus"])},
+                optional={"divisor": st.one_of(st.sampled_from(["1m", "0", "1Mi", "-1"]), JUNK)}),
+            "mode": JUNK}), max_size=3)})}),
+    st.fixed_dictionaries({"emptyDir": st.fixed_dictionaries({}, optional={
+        "medium": st.sampled_from(["", "Memory", "HugePages"]), "sizeLimit": JUNK})}),
+    st.fixed_dictionaries({"hostPath": st.fixed_dictionaries(
+        {"path": st.one_of(st.sampled_from(["/x", "rel"]), JUNK)}, optional={"type": JUNK})}),
+    st.fixed_dictionaries({"persistentVolumeClaim": st.fixed_dictionaries(
+        {"claimName": st.sampled_from(["data", "nope"])}, optional={"readOnly": JUNK})}),
+    st.dictionaries(st.sampled_from(["nfs", "gitRepo", "csi"]), JUNK, min_size=1, max_size=1),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(VOLUMES, max_size=4), st.lists(st.one_of(
+    st.sampled_from(["data", "cfg", "ok-1"]), JUNK), min_size=4, max_size=4))
+def test_any_volume_spec_gives_one_decision_each_and_no_traceback(vols, names):
+    """Bad input (wrong types, escaping paths, junk modes) becomes a FailedMount reason, never
+    an exception; every accepted file path is one the atomic writer accepts."""
+    volumes = [dict(v, name=n) for v, n in zip(vols, names)]
+    lookup = objs(("ConfigMap", CM), ("Secret", SECRET), ("PersistentVolumeClaim", claim()),
+                  ("PersistentVolume", pv(LOCAL)))
+    p = pod(*volumes)
+    for kind, ns, name in planner.references(p) | planner.pv_references(p, lookup):
+        assert isinstance(name, str) and name         # what the agent's informers are asked
+    got = planner.plan(p, lookup, allocatable={"cpu": "2", "memory": "1Gi"})
+    assert len(got) == len(volumes)
+    for d in got:
+        assert isinstance(d, (Bind, EmptyDir, Files, Failed))
+        if isinstance(d, Files):
+            for p, e in d.files.items():
+                assert planner.check_path(p) == p and 0 <= e.mode <= 0o777
+                assert isinstance(e.data, bytes)
+        if isinstance(d, Failed):
+            assert isinstance(d.message, str) and d.message

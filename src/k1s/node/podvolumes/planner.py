@@ -107,7 +107,9 @@ class Invalid(ValueError):
 # -- references -------------------------------------------------------------------------------
 def claim_name(pod: dict, vol: dict) -> str | None:
     if vol.get("persistentVolumeClaim") is not None:
-        return (vol["persistentVolumeClaim"] or {}).get("claimName") or ""
+        c = (vol["persistentVolumeClaim"] or {}).get("claimName") if \
+            isinstance(vol["persistentVolumeClaim"], dict) else None
+        return c if isinstance(c, str) else ""
     if vol.get("ephemeral") is not None:
         return f"{(pod.get('metadata') or {}).get('name', '')}-{vol.get('name', '')}"
     return None
@@ -123,13 +125,19 @@ def references(pod: dict) -> set[tuple[str, str, str]]:
         if c:
             out.add(("PersistentVolumeClaim", ns, c))
         sources = [vol]
-        sources += ((vol.get("projected") or {}).get("sources") or [])
+        projected = vol.get("projected")
+        if isinstance(projected, dict) and isinstance(projected.get("sources"), list):
+            sources += projected["sources"]
         for src in sources:
-            if (src.get("configMap") or {}).get("name"):
-                out.add(("ConfigMap", ns, src["configMap"]["name"]))
-            sec = src.get("secret") or {}
-            if sec.get("secretName") or sec.get("name"):
-                out.add(("Secret", ns, sec.get("secretName") or sec.get("name")))
+            if not isinstance(src, dict):
+                continue
+            cm, sec = src.get("configMap"), src.get("secret")
+            if isinstance(cm, dict) and isinstance(cm.get("name"), str) and cm["name"]:
+                out.add(("ConfigMap", ns, cm["name"]))
+            if isinstance(sec, dict):
+                sname = sec.get("secretName") or sec.get("name")
+                if isinstance(sname, str) and sname:
+                    out.add(("Secret", ns, sname))
     return out
 
 
@@ -140,7 +148,7 @@ def pv_references(pod: dict, lookup: Lookup) -> set[tuple[str, str, str]]:
         c = claim_name(pod, vol)
         claim = lookup("PersistentVolumeClaim", ns, c) if c else None
         pv = ((claim or {}).get("spec") or {}).get("volumeName")
-        if pv:
+        if pv and isinstance(pv, str):
             out.add(("PersistentVolume", "", pv))
     return out
 
@@ -286,6 +294,9 @@ def plan(pod: dict, lookup: Lookup, *, allocatable: Mapping[str, str] | None = N
             d = _plan_volume(pod, vol, lookup, allocatable or {}, now)
         except Invalid as e:
             d = Failed(name, setup_failed(name, str(e)))
+        except (TypeError, AttributeError, KeyError, ValueError, ArithmeticError) as e:
+            # a field of the wrong type the API server let through: a reason, not a crash
+            d = Failed(name, setup_failed(name, f"invalid volume spec: {type(e).__name__}: {e}"))
         cname = claim_name(pod, vol)
         if isinstance(d, Bind) and cname and claim_users is not None:
             ns = (pod.get("metadata") or {}).get("namespace", "default")
