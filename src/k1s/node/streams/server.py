@@ -48,12 +48,13 @@ def _bool(v: str | None) -> bool:
     return (v or "").lower() in ("true", "1", "yes")
 
 
-def exit_status(code: int) -> dict:
+def exit_status(code: int, argv: list[str] | None = None) -> dict:
+    """The v4/v5 error-channel Status for an exit code (kubectl exits with the ExitCode cause)."""
     if code == 0:
         return {"metadata": {}, "status": "Success"}
     return {"metadata": {}, "status": "Failure",
             "message": f"command terminated with non-zero exit code: error executing command "
-                       f"[...], exit code {code}",
+                       f"[{' '.join(argv or [])}], exit code {code}",
             "reason": "NonZeroExitCode",
             "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
 
@@ -129,7 +130,7 @@ class StreamServer:
         try:
             code = await _run_exec(ws, ex, stdin)
             if code is not None:
-                await _send(ws, ERROR, json.dumps(exit_status(code)).encode())
+                await _send(ws, ERROR, json.dumps(exit_status(code, argv)).encode())
         finally:
             ex.kill()
             if ex.master is not None:
