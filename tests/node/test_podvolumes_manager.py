@@ -69,8 +69,9 @@ def test_loop_image_pv_is_mounted_again_and_survives_teardown(data_dir):
     ok, why = images.loop_supported()
     if not ok:
         pytest.skip(f"loop devices unavailable here: {why}")
-    images.create(data_dir, PV, 8 << 20)          # as the provisioner makes it
-    mnt = paths.mount_path(data_dir, PV)
+    prov_dir = os.path.join(data_dir, "provisioner")   # the provisioner's own data dir
+    images.create(prov_dir, PV, 8 << 20)          # as the provisioner makes it
+    mnt = paths.mount_path(prov_dir, PV)
     claim = {"metadata": {"name": "www-web-0", "namespace": "default", "uid": CLAIM_UID},
              "spec": {"volumeName": PV}, "status": {"phase": "Bound"}}
     pv = {"metadata": {"name": PV, "annotations": {"pv.kubernetes.io/provisioned-by": "k1s.io/local"}},
@@ -84,10 +85,10 @@ def test_loop_image_pv_is_mounted_again_and_survives_teardown(data_dir):
         vols = run(vm.setup(p, store.fetch))
         assert vols == {"www": HostVolume(mnt, False)}
         assert os.path.ismount(mnt)                # the image itself, on a loop device
-        assert images.loop_devices(data_dir, PV)
+        assert images.loop_devices(prov_dir, PV)
         with open(os.path.join(mnt, "index.html"), "w") as f:
             f.write("hello web-0\n")
-        images.unmount(data_dir, PV)               # as after a node restart
+        images.unmount(prov_dir, PV)               # as after a node restart
         assert run(vm.setup(p, store.fetch)) == vols
         assert os.path.ismount(mnt)
         with open(os.path.join(mnt, "index.html")) as f:
@@ -101,8 +102,8 @@ def test_loop_image_pv_is_mounted_again_and_survives_teardown(data_dir):
                                                              "readOnly": True}})
         assert run(vm.setup(p_ro, store.fetch)) == {"www": HostVolume(mnt, True)}
     finally:
-        images.delete(data_dir, PV)
-    assert images.loop_devices(data_dir, PV) == []
+        images.delete(prov_dir, PV)
+    assert images.loop_devices(prov_dir, PV) == []
 
 
 def test_memory_empty_dir_is_a_sized_tmpfs_and_teardown_unmounts(data_dir):
@@ -330,3 +331,31 @@ def test_read_write_once_pod_claim_used_by_an_older_pod_is_refused(data_dir):
     assert os.path.isdir(host)
     run(vm.teardown(UID))
     assert os.path.isdir(host)                        # a PV's data is never the pod's
+
+
+def test_directory_mode_provisioned_volume_and_container_mounts(data_dir):
+    from k1s.node.volumes import dirs
+    prov_dir = os.path.join(data_dir, "provisioner")
+    dirs.create(prov_dir, PV)                      # no loop devices: a plain directory
+    mnt = paths.mount_path(prov_dir, PV)
+    claim = {"metadata": {"name": "c", "namespace": "default", "uid": CLAIM_UID},
+             "spec": {"volumeName": PV}, "status": {"phase": "Bound"}}
+    pv = {"metadata": {"name": PV, "annotations": {"pv.kubernetes.io/provisioned-by": "k1s.io/local"}},
+          "spec": {"accessModes": ["ReadWriteOnce"], "local": {"path": mnt}}}
+    cm = {"metadata": {"name": "cfg", "namespace": "default"}, "data": {"k": "v"}}
+    container = {"name": "web", "volumeMounts": [
+        {"name": "www", "mountPath": "/usr/share/nginx/html", "subPathExpr": "$(POD)"},
+        {"name": "www", "mountPath": "/ro", "readOnly": True},
+        {"name": "cfg", "mountPath": "/etc/cfg"}]}
+    p = pod({"name": "www", "persistentVolumeClaim": {"claimName": "c"}},
+            {"name": "cfg", "configMap": {"name": "cfg"}}, containers=[container])
+    vm = VolumeManager(data_dir)
+    vols = run(vm.setup(p, Store(("PersistentVolumeClaim", claim), ("PersistentVolume", pv),
+                                 ("ConfigMap", cm)).fetch))
+    assert vols["www"] == HostVolume(mnt, False) and not os.path.ismount(mnt)
+    assert vm.container_mounts(container, vols, {"POD": "web-0"}) == [
+        manager.ContainerMount(mnt, "/usr/share/nginx/html", False, "web-0"),
+        manager.ContainerMount(mnt, "/ro", True, ""),
+        manager.ContainerMount(vols["cfg"].path, "/etc/cfg", True, "")]
+    run(vm.teardown(UID))
+    assert os.path.isdir(mnt)

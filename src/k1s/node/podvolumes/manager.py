@@ -54,6 +54,16 @@ class HostVolume:
     read_only: bool = False
 
 
+@dataclass(frozen=True)
+class ContainerMount:
+    """One volumeMount of a container, resolved: the same fields as the runtime's VolumeMount
+    (`VolumeMount(**dataclasses.asdict(m))`)."""
+    host_path: str
+    container_path: str
+    read_only: bool = False
+    sub_path: str = ""
+
+
 class MountFailed(Exception):
     """Some volumes could not be set up. `failures` per volume, `messages` for events,
     `volumes` what was set up anyway."""
@@ -265,14 +275,8 @@ class VolumeManager:
         raise TypeError(f"unknown decision {d!r}")
 
     def _bind(self, d: Bind) -> HostVolume:
-        if d.pv_image and paths.PV_NAME_RE.match(d.pv_image):
-            mnt = paths.mount_path(self.data_dir, d.pv_image)
-            # the provisioner's volume on this node: its image must be mounted (after a
-            # restart nothing is); a directory-mode volume has no image and needs nothing
-            if os.path.realpath(d.path) == mnt and \
-                    os.path.exists(paths.image_path(self.data_dir, d.pv_image)):
-                with _image_lock:    # two pods sharing a volume must not mount it twice
-                    images.mount(self.data_dir, d.pv_image, d.mount_options)
+        if d.pv_image:
+            self._ensure_image(d)
         if d.check == "local":
             if not os.path.exists(d.path):
                 raise planner.Invalid(f'path "{d.path}" does not exist')
@@ -289,6 +293,28 @@ class VolumeManager:
         if err:
             raise planner.Invalid(err)
         return HostVolume(d.path, d.read_only)
+
+    def _ensure_image(self, d: Bind) -> None:
+        """The provisioner's volume: `<data>/volumes/pvc-<uid>/mount`. Its data dir is read
+        from the PV's path (it may not be ours: another data dir on this host), and in image
+        mode (a disk.img beside it) the image must be mounted there — after a restart nothing
+        is. Binding the bare directory instead would put the pod's writes under the mount
+        point, hidden as soon as the image is mounted again: refused. A directory-mode
+        volume (no image) is the directory itself."""
+        if not paths.PV_NAME_RE.match(d.pv_image or ""):
+            return
+        mnt = os.path.realpath(d.path)
+        vdir = os.path.dirname(mnt)
+        if os.path.basename(mnt) != paths.MOUNT_DIR or os.path.basename(vdir) != d.pv_image \
+                or os.path.basename(os.path.dirname(vdir)) != "volumes":
+            return                   # not laid out as the provisioner does: a plain local PV
+        data = os.path.dirname(os.path.dirname(vdir))
+        if not os.path.exists(paths.image_path(data, d.pv_image)):
+            return
+        with _image_lock:            # two pods sharing a volume must not mount it twice
+            images.mount(data, d.pv_image, d.mount_options)
+        if not os.path.ismount(mnt):
+            raise planner.Invalid(f"volume image of {d.pv_image} is not mounted at {mnt}")
 
     def check_sub_paths(self, pod: dict, volumes: dict[str, HostVolume],
                         env: dict[str, dict[str, str]] | None = None) -> dict[str, str]:
@@ -311,6 +337,21 @@ class VolumeManager:
                     out.setdefault(c.get("name", ""),
                                    f'failed to prepare subPath for volumeMount "{m.get("name")}" '
                                    f'of container "{c.get("name")}": {e}')
+        return out
+
+    @staticmethod
+    def container_mounts(container: dict, volumes: dict[str, HostVolume],
+                         env: dict[str, str] | None = None) -> list[ContainerMount]:
+        """A container's volumeMounts on the host: read-only when the mount or the volume
+        says so; subPath (or subPathExpr expanded with `env`) checked lexically here and
+        resolved within the volume by the runtime. A mount of a volume that was not set up
+        raises KeyError (setup failed for it: the container must not start)."""
+        out = []
+        for m in container.get("volumeMounts") or ():
+            hv = volumes[m.get("name", "")]
+            out.append(ContainerMount(hv.path, m.get("mountPath", ""),
+                                      bool(m.get("readOnly")) or hv.read_only,
+                                      planner.sub_path_of(m, env)))
         return out
 
     def empty_dir_usage(self, pod: dict) -> dict[str, tuple[int, int | None]]:
