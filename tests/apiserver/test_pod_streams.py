@@ -13,7 +13,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 
@@ -34,7 +33,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers and namesp
 
 PODS = registry.core("pods")
 NODES = registry.core("nodes")
-STREAM_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/(exec|attach|portforward|log)/?$")
+STREAM_PATH = re.compile(
+    r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/(exec|attach|portforward|log)/?$")
 TIMEOUT = 60.0
 
 _orig_dispatch = Handlers._dispatch

@@ -13,7 +13,7 @@ import pytest
 from k1s.node.streams import spdy
 from k1s.node.streams.server import StreamServer
 
-from runtime_util import needs_root, pod, runtime, sh  # noqa: F401
+from runtime_util import needs_root, pod, runtime, sh  # noqa: F401 - runtime: a fixture
 
 pytestmark = needs_root
 TIMEOUT = 30.0

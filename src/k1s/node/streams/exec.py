@@ -2,12 +2,12 @@
 
 The command joins the namespaces of the container's PID 1 (`pid`): net, uts, ipc, pid and mnt,
 then its root (the container may have been chroot'ed rather than pivot_root'ed) and working
-directory, and its environment (from /proc/<pid>/environ, as CRI exec keeps the container's
-env), and its cgroups (its limits apply). Joining a PID namespace only affects children, so the forked child that entered the
-namespaces forks once more: the grandchild is in the container's PID namespace and execs the
-command; the child stays as a small waiter that exits with the grandchild's status (128+signal
-for a signal), which is what asyncio sees. The grandchild dies with the waiter
-(PR_SET_PDEATHSIG), so killing the waiter (a client went away) ends the command.
+directory, its environment (from /proc/<pid>/environ, as CRI exec keeps the container's env)
+and its cgroups (its limits apply). Joining a PID namespace only affects children, so the
+forked child that entered the namespaces forks once more: the grandchild is in the container's
+PID namespace and execs the command; the child stays as a small waiter that exits with the
+grandchild's status (128+signal for a signal), which is what asyncio sees. The grandchild dies
+with the waiter (PR_SET_PDEATHSIG), so killing the waiter (a client went away) ends the command.
 
 With a tty the command runs on a new pty as its session's controlling terminal; without one
 stdin is a pipe (only when asked for: otherwise /dev/null) and stdout/stderr are pipes.

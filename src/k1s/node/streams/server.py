@@ -18,6 +18,7 @@ so the server needs only the data directory and works for pods adopted after a r
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -186,17 +187,18 @@ class StreamServer:
         except ValueError as e:
             return status_json(400, "BadRequest", str(e))
         path = st.log_path
-        finished = (lambda: True)
         if _bool(q.get("previous")):
             path = process.log_path(self.data_dir, uid, name, st.restart - 1) \
                 if st.restart > 0 else ""
             if not path or not os.path.exists(path):
                 return status_json(400, "BadRequest", f'previous terminated container "{name}" '
                                                       f'in pod "{m["pod"]}" not found')
-        elif opts.follow:
-            def finished() -> bool:
-                s = process.read_state(self.data_dir, uid, name)
-                return s is None or s.exit_code is not None or s.restart != st.restart
+            opts = dataclasses.replace(opts, follow=False)   # a finished run has no more
+
+        def finished() -> bool:
+            """Following ends when this run of the container has ended."""
+            s = process.read_state(self.data_dir, uid, name)
+            return s is None or s.exit_code is not None or s.restart != st.restart
         resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
