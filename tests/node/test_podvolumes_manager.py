@@ -359,3 +359,14 @@ def test_directory_mode_provisioned_volume_and_container_mounts(data_dir):
         manager.ContainerMount(vols["cfg"].path, "/etc/cfg", True, "")]
     run(vm.teardown(UID))
     assert os.path.isdir(mnt)
+
+
+def test_teardown_finds_mounts_in_a_data_dir_with_spaces(data_dir):
+    spaced = os.path.join(data_dir, "my data\tdir")
+    os.makedirs(spaced)
+    p = pod({"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}})
+    vm = VolumeManager(spaced)
+    vols = run(vm.setup(p, Store().fetch))
+    assert manager.mounts_under(os.path.realpath(spaced)) == [vols["cache"].path]
+    run(vm.teardown(UID))
+    assert mounted_under(data_dir) == []

@@ -127,7 +127,7 @@ def mounts_under(root: str) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split(" ")
-            mp = _unescape(fields[4])
+            mp = _unescape(fields[4]) if "\\" in fields[4] else fields[4]
             if mp.startswith(prefix):
                 out.append(mp)
     return sorted(out, key=lambda p: (-p.count("/"), p))
@@ -137,7 +137,7 @@ def _unescape(s: str) -> str:
     # mountinfo escapes space, tab, newline and backslash as \ooo
     out, i = [], 0
     while i < len(s):
-        if s[i] == "\\" and i + 3 < len(s) + 0 and s[i + 1:i + 4].isdigit():
+        if s[i] == "\\" and s[i + 1:i + 4].isdigit() and len(s[i + 1:i + 4]) == 3:
             out.append(chr(int(s[i + 1:i + 4], 8)))
             i += 4
         else:
