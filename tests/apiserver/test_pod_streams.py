@@ -138,6 +138,9 @@ async def test_exec_output_exit_code_stdin_and_namespaces(stack):
 
     r = await stack.kubectl("exec", "-i", "web-0", "--", "cat", input=b"a\nb\n")
     assert (r.code, r.out) == (0, "a\nb\n")
+    # without -i the command's stdin is /dev/null: cat ends at once, kubectl's input unread
+    r = await stack.kubectl("exec", "web-0", "--", "cat", input=b"ignored\n")
+    assert (r.code, r.out) == (0, "")
 
     # the pod's UTS namespace (its hostname is the pod name, not the machine's)
     r = await stack.kubectl("exec", "web-0", "--", "hostname")
@@ -178,6 +181,8 @@ async def test_logs_tail_timestamps_follow_previous(stack):
     assert r.out == "three\nfour\n"
     r = await stack.kubectl("logs", "logger", "--timestamps", "--tail=1")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z four\n", r.out), r.out
+    r = await stack.kubectl("logs", "logger", "--limit-bytes=6")
+    assert r.out == "one\ntw"
     r = await stack.kubectl("logs", "logger", "--since=1h")
     assert r.out == "one\ntwo\nthree\nfour\n"
     r = await stack.kubectl("logs", "logger", "--previous")
@@ -272,6 +277,22 @@ async def test_cp_both_ways(stack):
     r = await stack.kubectl("cp", "web-0:/tmp/hello.txt", back)
     assert r.code == 0, r.err
     assert open(back).read() == payload
+
+    # a directory tree, there and back
+    tree = os.path.join(stack.tmp, "tree")
+    os.makedirs(os.path.join(tree, "sub"))
+    for rel, body in (("a.txt", "A\n"), ("sub/b.bin", "\0\1\2" * 5000)):
+        with open(os.path.join(tree, rel), "w") as f:
+            f.write(body)
+    r = await stack.kubectl("cp", tree, "web-0:/tmp/tree")
+    assert r.code == 0, r.err
+    r = await stack.kubectl("exec", "web-0", "--", "find", "/tmp/tree", "-type", "f")
+    assert sorted(r.out.split()) == ["/tmp/tree/a.txt", "/tmp/tree/sub/b.bin"]
+    again = os.path.join(stack.tmp, "again")
+    r = await stack.kubectl("cp", "web-0:/tmp/tree", again)
+    assert r.code == 0, r.err
+    assert open(os.path.join(again, "sub", "b.bin")).read() == "\0\1\2" * 5000
+    assert open(os.path.join(again, "a.txt")).read() == "A\n"
 
 
 async def test_errors_with_upstream_messages(stack):
