@@ -370,3 +370,43 @@ def test_teardown_finds_mounts_in_a_data_dir_with_spaces(data_dir):
     assert manager.mounts_under(os.path.realpath(spaced)) == [vols["cache"].path]
     run(vm.teardown(UID))
     assert mounted_under(data_dir) == []
+
+
+def test_image_still_alive_elsewhere_is_mounted_from_its_own_loop_device(data_dir):
+    """The provisioner unmounts images on shutdown; a container's bind of one keeps the
+    filesystem (and its loop device) alive. Mounting it again must reuse that device: a
+    second loop device on the same image would be a second ext4 writing the same blocks."""
+    ok, why = images.loop_supported()
+    if not ok:
+        pytest.skip(f"loop devices unavailable here: {why}")
+    prov_dir = os.path.join(data_dir, "provisioner")
+    images.create(prov_dir, PV, 8 << 20)
+    images.mount(prov_dir, PV)
+    mnt = paths.mount_path(prov_dir, PV)
+    holder = os.path.join(data_dir, "container-bind")      # what a running container holds
+    os.makedirs(holder)
+    bind(mnt, holder)
+    try:
+        [dev] = images.loop_devices(prov_dir, PV)
+        manager._umount(mnt)                                # the provisioner's shutdown
+        assert not os.path.ismount(mnt) and images.loop_devices(prov_dir, PV) == [dev]
+        claim = {"metadata": {"name": "c", "namespace": "default", "uid": CLAIM_UID},
+                 "spec": {"volumeName": PV}, "status": {"phase": "Bound"}}
+        pv = {"metadata": {"name": PV,
+                           "annotations": {"pv.kubernetes.io/provisioned-by": "k1s.io/local"}},
+              "spec": {"accessModes": ["ReadWriteOnce"], "local": {"path": mnt}}}
+        vm = VolumeManager(data_dir)
+        run(vm.setup(pod({"name": "www", "persistentVolumeClaim": {"claimName": "c"}}),
+                     Store(("PersistentVolumeClaim", claim), ("PersistentVolume", pv)).fetch))
+        assert os.path.ismount(mnt)
+        assert images.loop_devices(prov_dir, PV) == [dev]     # no second device
+        with open(os.path.join(holder, "seen"), "w") as f:
+            f.write("one filesystem")
+        with open(os.path.join(mnt, "seen")) as f:
+            assert f.read() == "one filesystem"
+        run(vm.teardown(UID))
+    finally:
+        if os.path.ismount(holder):
+            manager._umount(holder)
+        images.delete(prov_dir, PV)
+    assert images.loop_devices(prov_dir, PV) == []

@@ -312,7 +312,16 @@ class VolumeManager:
         if not os.path.exists(paths.image_path(data, d.pv_image)):
             return
         with _image_lock:            # two pods sharing a volume must not mount it twice
-            images.mount(data, d.pv_image, d.mount_options)
+            if not os.path.ismount(mnt):
+                live = images.loop_devices(data, d.pv_image)
+                if live:
+                    # the image's filesystem is still alive elsewhere (e.g. the mount was
+                    # taken away while a container's bind of it lives on): mount that same
+                    # device, so there is one superblock; a second loop device on the same
+                    # file would mean two ext4 instances writing one image — corruption
+                    loopmount.mount(live[0], mnt, "ext4", ["noinit_itable", *d.mount_options])
+                else:
+                    images.mount(data, d.pv_image, d.mount_options)
         if not os.path.ismount(mnt):
             raise planner.Invalid(f"volume image of {d.pv_image} is not mounted at {mnt}")
 
