@@ -410,3 +410,40 @@ def test_image_still_alive_elsewhere_is_mounted_from_its_own_loop_device(data_di
             manager._umount(holder)
         images.delete(prov_dir, PV)
     assert images.loop_devices(prov_dir, PV) == []
+
+
+def test_fs_group_owns_empty_dir_secret_and_local_pv_once(data_dir):
+    import stat as st_
+    gid = 4321
+    local = os.path.join(data_dir, "localpv")
+    os.makedirs(os.path.join(local, "sub"))
+    with open(os.path.join(local, "sub", "f"), "w") as f:
+        f.write("x")
+    os.chmod(os.path.join(local, "sub", "f"), 0o600)
+    claim = {"metadata": {"name": "c", "namespace": "default", "uid": CLAIM_UID},
+             "spec": {"volumeName": "pv-l"}, "status": {"phase": "Bound"}}
+    pv = {"metadata": {"name": "pv-l"},
+          "spec": {"accessModes": ["ReadWriteOnce"], "local": {"path": local}}}
+    sec = {"metadata": {"name": "creds", "namespace": "default"},
+           "data": {"password": base64.b64encode(b"pw").decode()}}
+    p = pod({"name": "e", "emptyDir": {}},
+            {"name": "creds", "secret": {"secretName": "creds", "defaultMode": 0o400}},
+            {"name": "data", "persistentVolumeClaim": {"claimName": "c"}})
+    p["spec"]["securityContext"] = {"fsGroup": gid}
+    store = Store(("Secret", sec), ("PersistentVolumeClaim", claim), ("PersistentVolume", pv))
+    vm = VolumeManager(data_dir)
+    vols = run(vm.setup(p, store.fetch))
+    e = os.stat(vols["e"].path)
+    assert e.st_gid == gid and e.st_mode & st_.S_ISGID and e.st_mode & 0o777 == 0o777
+    pw = os.path.join(vols["creds"].path, "password")
+    assert os.stat(pw).st_gid == gid and os.stat(pw).st_mode & 0o777 == 0o440
+    f = os.stat(os.path.join(local, "sub", "f"))
+    assert f.st_gid == gid and f.st_mode & 0o777 == 0o660
+    assert os.stat(os.path.join(local, "sub")).st_mode & st_.S_ISGID
+    version = os.readlink(os.path.join(vols["creds"].path, "..data"))
+    os.chmod(os.path.join(local, "sub", "f"), 0o600)            # the pod changes its own file
+    assert run(vm.setup(p, store.fetch)) == vols
+    assert os.readlink(os.path.join(vols["creds"].path, "..data")) == version   # no rewrite
+    assert os.stat(os.path.join(local, "sub", "f")).st_mode & 0o777 == 0o600   # walked once
+    run(vm.teardown(UID))
+    assert mounted_under(data_dir) == []

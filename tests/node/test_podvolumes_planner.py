@@ -550,3 +550,19 @@ def test_any_volume_spec_gives_one_decision_each_and_no_traceback(vols, names):
                 assert isinstance(e.data, bytes)
         if isinstance(d, Failed):
             assert isinstance(d.message, str) and d.message
+
+
+def test_fs_group_ownership_rules():
+    p = pod({"name": "s", "secret": {"secretName": "s", "defaultMode": 0o400}},
+            {"name": "e", "emptyDir": {}},
+            {"name": "h", "hostPath": {"path": "/x"}},
+            PVC_VOL)
+    p["spec"]["securityContext"] = {"fsGroup": 2000, "fsGroupChangePolicy": "OnRootMismatch"}
+    got = planner.plan(p, objs(("Secret", SECRET), ("PersistentVolumeClaim", claim()),
+                               ("PersistentVolume", pv(LOCAL))))
+    assert got[0].gid == 2000 and {e.mode for e in got[0].files.values()} == {0o440}
+    assert got[1] == EmptyDir("e", gid=2000)
+    assert got[2] == Bind("h", "/x", False)                    # hostPath: left alone
+    assert got[3].gid == 2000 and got[3].gid_policy == "OnRootMismatch"
+    p["spec"]["securityContext"] = {"fsGroup": True}            # junk: ignored
+    assert planner.plan(p, objs(("Secret", SECRET)))[1] == EmptyDir("e")

@@ -177,6 +177,37 @@ def _file_kind(path: str) -> str | None:
     return "other"
 
 
+def needs_ownership(root: str, gid: int, read_only: bool) -> bool:
+    """fsGroupChangePolicy OnRootMismatch: the volume root already has the group, setgid and
+    the group permissions -> nothing to do."""
+    st = os.stat(root)
+    perms = (0o440 if read_only else 0o660) | 0o110
+    return st.st_gid != gid or (st.st_mode & perms) != perms or not st.st_mode & stat.S_ISGID
+
+
+def set_ownership(root: str, gid: int, read_only: bool) -> None:
+    """Group `gid` on everything under root (symlinks themselves, never their targets), group
+    read (read-only) or read-write on files, setgid and group search on directories: kubelet's
+    SetVolumeOwnership. Does not descend into other mounts."""
+    mask = 0o440 if read_only else 0o660
+    root_dev = os.lstat(root).st_dev
+
+    def fix(p: str, st: os.stat_result) -> None:
+        os.lchown(p, -1, gid)
+        if stat.S_ISLNK(st.st_mode):
+            return
+        m = mask | (stat.S_ISGID | 0o110 if stat.S_ISDIR(st.st_mode) else 0)
+        os.chmod(p, stat.S_IMODE(st.st_mode) | m)
+    fix(root, os.lstat(root))
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            fix(p, st)
+        dirnames[:] = [n for n in dirnames
+                       if os.lstat(os.path.join(dirpath, n)).st_dev == root_dev]
+
+
 def resolve_sub_path(root: str, sub_path: str) -> str:
     """root/sub_path with symlinks resolved, refused if it leaves root (the part that does
     not exist yet is resolved lexically: the runtime creates it as a directory)."""
@@ -195,6 +226,7 @@ class VolumeManager:
         self.data_dir = data_dir
         self.allocatable = allocatable or node_allocatable(data_dir)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._owned: set[tuple[str, str]] = set()    # (pod uid, volume): fsGroup applied
 
     def _lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
@@ -249,7 +281,14 @@ class VolumeManager:
 
     def _apply_one(self, uid: str, d) -> HostVolume:
         if isinstance(d, Bind):
-            return self._bind(d)
+            hv = self._bind(d)
+            # ownership once per pod and volume (setup runs periodically; a walk of a large
+            # volume each time would be wasteful), as kubelet does once per mount
+            if d.gid is not None and (uid, d.name) not in self._owned:
+                if d.gid_policy == "Always" or needs_ownership(d.path, d.gid, d.read_only):
+                    set_ownership(d.path, d.gid, d.read_only)
+                self._owned.add((uid, d.name))
+            return hv
         if isinstance(d, EmptyDir):
             path = volume_path(self.data_dir, uid, d.plugin, d.name)
             os.makedirs(path, exist_ok=True)
@@ -261,6 +300,9 @@ class VolumeManager:
                     loopmount.mount("tmpfs", path, "tmpfs", opts)
             else:
                 os.chmod(path, 0o777)                # emptyDir is world-writable, as upstream
+            if d.gid is not None and needs_ownership(path, d.gid, False):
+                os.chown(path, -1, d.gid)
+                os.chmod(path, 0o777 | stat.S_ISGID)
             return HostVolume(path, False)
         if isinstance(d, Files):
             path = volume_path(self.data_dir, uid, d.plugin, d.name)
@@ -270,7 +312,9 @@ class VolumeManager:
                     loopmount.mount("tmpfs", path, "tmpfs", ["nosuid", "nodev", "mode=0755"])
                 except PermissionError:
                     pass         # not root: the files go on disk (nothing else can mount)
-            atomic.write(path, d.files)
+            changed = atomic.write(path, d.files)
+            if d.gid is not None and (changed or needs_ownership(path, d.gid, True)):
+                set_ownership(path, d.gid, True)     # modes already carry group read
             return HostVolume(path, True)
         raise TypeError(f"unknown decision {d!r}")
 
@@ -381,6 +425,7 @@ class VolumeManager:
         self._locks.pop(pod_uid, None)
 
     def _teardown(self, uid: str) -> None:
+        self._owned = {k for k in self._owned if k[0] != uid}
         root = pod_volumes_dir(self.data_dir, uid)
         if not os.path.lexists(root):
             return

@@ -72,6 +72,8 @@ class Bind:
     pv_image: str | None = None      # provisioner volume pvc-<uid>: mount its image first
     mount_options: tuple[str, ...] = ()
     label: str = ""                  # the name FailedMount messages use (the PV's, if any)
+    gid: int | None = None           # the pod's fsGroup, for volumes whose ownership is managed
+    gid_policy: str = "Always"       # fsGroupChangePolicy: Always | OnRootMismatch
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class EmptyDir:
     medium: str = ""                 # "" (the node's disk) or "Memory" (tmpfs)
     size_bytes: int | None = None    # tmpfs size, or the on-disk limit usage is reported against
     plugin: str = PLUGIN_DIRS["emptyDir"]
+    gid: int | None = None           # the pod's fsGroup
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class Files:
     plugin: str
     files: dict = field(default_factory=dict)       # relative path -> FileEntry
     tmpfs: bool = False              # secrets (and projected, which may hold them) stay in memory
+    gid: int | None = None           # the pod's fsGroup (modes already include group read)
 
 
 @dataclass(frozen=True)
@@ -297,6 +301,7 @@ def plan(pod: dict, lookup: Lookup, *, allocatable: Mapping[str, str] | None = N
         except (TypeError, AttributeError, KeyError, ValueError, ArithmeticError) as e:
             # a field of the wrong type the API server let through: a reason, not a crash
             d = Failed(name, setup_failed(name, f"invalid volume spec: {type(e).__name__}: {e}"))
+        d = _with_fs_group(pod, d)
         cname = claim_name(pod, vol)
         if isinstance(d, Bind) and cname and claim_users is not None:
             ns = (pod.get("metadata") or {}).get("namespace", "default")
@@ -307,6 +312,33 @@ def plan(pod: dict, lookup: Lookup, *, allocatable: Mapping[str, str] | None = N
                 d = Failed(name, why)
         out.append(d)
     return out
+
+
+def fs_group(pod: dict) -> int | None:
+    sc = (pod.get("spec") or {}).get("securityContext") or {}
+    g = sc.get("fsGroup") if isinstance(sc, dict) else None
+    return g if isinstance(g, int) and not isinstance(g, bool) and g >= 0 else None
+
+
+def _with_fs_group(pod: dict, d: Decision) -> Decision:
+    """kubelet's volume ownership management with a pod fsGroup: emptyDir, the
+    configMap/secret/downwardAPI/projected kinds and local PVs get group fsGroup, setgid
+    directories and group access (read for read-only volumes: files' modes gain 0440, so a
+    0400 secret becomes 0440); hostPath volumes are left as they are."""
+    gid = fs_group(pod)
+    if gid is None or isinstance(d, Failed):
+        return d
+    if isinstance(d, Files):
+        files = {p: FileEntry(e.data, e.mode | 0o440) for p, e in d.files.items()}
+        return Files(d.name, d.plugin, files, d.tmpfs, gid)
+    if isinstance(d, EmptyDir):
+        return EmptyDir(d.name, d.medium, d.size_bytes, d.plugin, gid)
+    if isinstance(d, Bind) and d.check == "local":
+        sc = (pod.get("spec") or {}).get("securityContext") or {}
+        policy = sc.get("fsGroupChangePolicy") or "Always"
+        return Bind(d.name, d.path, d.read_only, d.check, d.pv_image, d.mount_options, d.label,
+                    gid, policy if policy in ("Always", "OnRootMismatch") else "Always")
+    return d
 
 
 def _active(p: dict) -> bool:
