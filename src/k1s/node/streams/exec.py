@@ -6,8 +6,9 @@ directory, its environment (from /proc/<pid>/environ, as CRI exec keeps the cont
 and its cgroups (its limits apply). Joining a PID namespace only affects children, so the
 forked child that entered the namespaces forks once more: the grandchild is in the container's
 PID namespace and execs the command; the child stays as a small waiter that exits with the
-grandchild's status (128+signal for a signal), which is what asyncio sees. The grandchild dies
-with the waiter (PR_SET_PDEATHSIG), so killing the waiter (a client went away) ends the command.
+grandchild's status (128+signal for a signal), which is what asyncio sees. SIGTERM to the waiter
+(a client went away) makes it SIGKILL and reap the command; should the waiter die anyway, the
+command dies with it (PR_SET_PDEATHSIG).
 
 With a tty the command runs on a new pty as its session's controlling terminal; without one
 stdin is a pipe (only when asked for: otherwise /dev/null) and stdout/stderr are pipes.
@@ -59,9 +60,10 @@ class Exec:
             fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
     def kill(self) -> None:
+        """End the command: SIGTERM asks the waiter to SIGKILL and reap it."""
         if self.proc.returncode is None:
             try:
-                self.proc.kill()
+                self.proc.terminate()
             except ProcessLookupError:
                 pass
 
@@ -117,8 +119,17 @@ def _preexec(ns_fds: list[int], root_fd: int, cwd_fd: int, tty: bool, cg_fds: li
             for fd in (0, 1, 2):
                 os.dup2(null, fd)
             os.closerange(3, 65536)
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+            for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
                 signal.signal(sig, signal.SIG_IGN)
+
+            def end_command(_sig, _frame) -> None:
+                # the session is over: kill the command and reap it here (were the waiter to
+                # die first, the command would be left a zombie of the container's PID 1)
+                try:
+                    os.kill(child, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            signal.signal(signal.SIGTERM, end_command)
             while True:
                 try:
                     _, status = os.waitpid(child, 0)
