@@ -74,7 +74,8 @@ def test_loop_image_pv_is_mounted_again_and_survives_teardown(data_dir):
     mnt = paths.mount_path(prov_dir, PV)
     claim = {"metadata": {"name": "www-web-0", "namespace": "default", "uid": CLAIM_UID},
              "spec": {"volumeName": PV}, "status": {"phase": "Bound"}}
-    pv = {"metadata": {"name": PV, "annotations": {"pv.kubernetes.io/provisioned-by": "k1s.io/local"}},
+    pv = {"metadata": {"name": PV,
+                       "annotations": {"pv.kubernetes.io/provisioned-by": "k1s.io/local"}},
           "spec": {"accessModes": ["ReadWriteOnce"], "local": {"path": mnt, "fsType": "ext4"},
                    "claimRef": {"uid": CLAIM_UID}}}
     store = Store(("PersistentVolumeClaim", claim), ("PersistentVolume", pv))
@@ -340,7 +341,8 @@ def test_directory_mode_provisioned_volume_and_container_mounts(data_dir):
     mnt = paths.mount_path(prov_dir, PV)
     claim = {"metadata": {"name": "c", "namespace": "default", "uid": CLAIM_UID},
              "spec": {"volumeName": PV}, "status": {"phase": "Bound"}}
-    pv = {"metadata": {"name": PV, "annotations": {"pv.kubernetes.io/provisioned-by": "k1s.io/local"}},
+    pv = {"metadata": {"name": PV,
+                       "annotations": {"pv.kubernetes.io/provisioned-by": "k1s.io/local"}},
           "spec": {"accessModes": ["ReadWriteOnce"], "local": {"path": mnt}}}
     cm = {"metadata": {"name": "cfg", "namespace": "default"}, "data": {"k": "v"}}
     container = {"name": "web", "volumeMounts": [

@@ -68,11 +68,13 @@ CLAIM_CASES = [
     ("rox-only-pv", PVC_VOL, [("PersistentVolumeClaim", claim()),
                               ("PersistentVolume", pv(LOCAL, modes=("ReadOnlyMany",)))],
      Bind("data", "/srv/data", True, check="local", label=PV)),
-    ("rox-and-rwo", PVC_VOL, [("PersistentVolumeClaim", claim()),
-                              ("PersistentVolume", pv(LOCAL, modes=("ReadOnlyMany", "ReadWriteOnce")))],
+    ("rox-and-rwo", PVC_VOL,
+     [("PersistentVolumeClaim", claim()),
+      ("PersistentVolume", pv(LOCAL, modes=("ReadOnlyMany", "ReadWriteOnce")))],
      Bind("data", "/srv/data", False, check="local", label=PV)),
-    ("hostPath-pv", PVC_VOL, [("PersistentVolumeClaim", claim()),
-                              ("PersistentVolume", pv({"hostPath": {"path": "/h", "type": "Directory"}}))],
+    ("hostPath-pv", PVC_VOL,
+     [("PersistentVolumeClaim", claim()),
+      ("PersistentVolume", pv({"hostPath": {"path": "/h", "type": "Directory"}}))],
      Bind("data", "/h", False, check="Directory", label=PV)),
     ("provisioned", PVC_VOL,
      [("PersistentVolumeClaim", claim()),
@@ -349,7 +351,8 @@ def test_projected_merges_sources_and_token_placeholder():
     vol = {"name": "p", "projected": {"defaultMode": 0o640, "sources": [
         {"configMap": {"name": "cfg", "items": [{"key": "b", "path": "cfg/b"}]}},
         {"secret": {"name": "s", "items": [{"key": "user", "path": "user"}]}},
-        {"downwardAPI": {"items": [{"path": "podname", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+        {"downwardAPI": {"items": [{"path": "podname",
+                                    "fieldRef": {"fieldPath": "metadata.name"}}]}},
         {"serviceAccountToken": {"path": "token", "audience": "vault", "expirationSeconds": 600}}]}}
     p = pod(vol)
     assert planner.references(p) == {("ConfigMap", "default", "cfg"), ("Secret", "default", "s")}

@@ -11,7 +11,10 @@ be called again periodically: it is idempotent, re-mounts what is missing (an im
 after a restart, as the provisioner does) and rewrites configMap/secret/downwardAPI/projected
 files atomically when their data changed, so containers see updates through the same path.
 When some volumes cannot be set up it raises MountFailed after setting up the others;
-`MountFailed.messages` are the FailedMount event messages.
+`MountFailed.messages` are the FailedMount event messages. Exceptions from `fetch` propagate
+(the agent retries). Call teardown only once the pod's periodic setups have stopped.
+Then, per container: `check_sub_paths` (subPath refused -> CreateContainerConfigError) and
+`container_mounts` (the runtime's VolumeMount fields).
 
 Where things live (kubelet's layout, every path derived from the pod uid and the volume name,
 both checked against the formats the API server issues):

@@ -18,6 +18,15 @@ Upstream's rules (kubelet's volume plugins), reduced to what a single node needs
   refused (it could land outside the volume, or on the writer's own `..data` links).
 - configMap/secret `optional: true`: a missing object is an empty volume, a missing key is
   skipped; otherwise either is a FailedMount.
+- a PV source no node here can mount (rbd, nfs, iscsi, cephfs, csi, ...) or a Block volume is a
+  FailedMount naming the type; so is an inline source other than the supported ones.
+- fsGroup (pod securityContext): group ownership for emptyDir, the file kinds and local PVs
+  (see _with_fs_group); access modes are checked as a node-side backstop when the caller
+  says who else uses each claim (access_problem).
+- any malformed field (a wrong type the API server let through) is a FailedMount reason,
+  never an exception.
+- the serviceAccountToken projection is a PLACEHOLDER (unsigned JWT, see placeholder_token)
+  until k1s authenticates tokens.
 """
 
 from __future__ import annotations
@@ -534,7 +543,8 @@ def _b64(key: str, v) -> bytes:
 
 def _config_files(pod, kind, src, lookup, default_mode) -> dict[str, FileEntry]:
     ns = (pod.get("metadata") or {}).get("namespace", "default")
-    obj_name = src.get("name") if kind == "configMap" else (src.get("secretName") or src.get("name"))
+    obj_name = src.get("name") if kind == "configMap" else \
+        (src.get("secretName") or src.get("name"))
     optional = bool(src.get("optional"))
     word = "configmap" if kind == "configMap" else "secret"
     obj = lookup("ConfigMap" if kind == "configMap" else "Secret", ns, obj_name or "")
