@@ -7,11 +7,19 @@ import pytest
 from k1s.client.rest import APIClient
 
 
-@pytest.fixture
-async def client(api_server):
+@pytest.fixture(params=["http", "in-process"])
+async def client(api_server, request):
+    """Every client test runs over HTTP and over the in-process transport `k1s up` uses
+    (k1s.client.local): the answers must be the same."""
+    from k1s.client import local
+    if request.param == "in-process":
+        local.register(api_server.url, api_server.server.handlers.dispatch)
     c = APIClient(api_server.url, user_agent="k1s-client-tests", timeout=10)
-    yield c
-    await c.close()
+    try:
+        yield c
+    finally:
+        await c.close()
+        local.unregister(api_server.url)
 
 
 @pytest.fixture

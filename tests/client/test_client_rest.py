@@ -169,3 +169,30 @@ async def test_generic_request_and_kubeconfig(client, api_server):
 async def test_unknown_patch_type_is_rejected_locally(client):
     with pytest.raises(ValueError):
         await client.patch(CM, "x", {}, "default", patch_type="yaml")
+
+
+async def test_in_process_transport_sends_no_http_but_watches_still_stream(api_server,
+                                                                            namespace):
+    """`k1s up`'s controllers reach its API server in-process: unary requests never open a
+    connection, and watches (streamed answers) still go over HTTP."""
+    from k1s.client import local
+    local.register(api_server.url, api_server.server.handlers.dispatch)
+    c = APIClient(api_server.url, user_agent="in-process-test", timeout=10)
+    try:
+        created = await c.create(CM, configmap("lp", namespace, {"k": "1"}))
+        # the field manager comes from the client's User-Agent, as over HTTP
+        assert created["metadata"]["managedFields"][0]["manager"] == "in-process-test"
+        await c.patch(CM, "lp", {"data": {"k": "2"}}, namespace, patch_type="merge")
+        with pytest.raises(ApiError) as err:
+            await c.create(CM, configmap("lp", namespace))
+        assert err.value.code == 409 and err.value.status["reason"] == "AlreadyExists"
+        assert c._session is None
+        seen = []
+        async for etype, obj in c.watch(CM, namespace, timeout_seconds=1):
+            seen.append((etype, obj["metadata"]["name"], obj["data"]))
+            break
+        assert seen == [("ADDED", "lp", {"k": "2"})]
+        assert c._session is not None
+    finally:
+        await c.close()
+        local.unregister(api_server.url)

@@ -139,6 +139,9 @@ async def _up(args: argparse.Namespace) -> int:
         kubeconfig.merge(path, server.url)
         where = f"merged context \"k1s\" into {path} and made it current"
     print(f"k1s is up: API at {server.url} ({where})", flush=True)
+    # the components below reach this server's API in-process (same handlers, no socket)
+    from ..client import local as local_transport
+    local_transport.register(server.url, server.handlers.dispatch)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -173,6 +176,7 @@ async def _up(args: argparse.Namespace) -> int:
         await asyncio.gather(*tasks, return_exceptions=True)
         if ctx is not None:
             await ctx.close()
+        local_transport.unregister(server.url)
         await server.stop()
     print("k1s stopped", flush=True)
     return 0

@@ -25,6 +25,7 @@ import orjson
 from k1s.api import registry
 from k1s.api.registry import Resource
 
+from . import local
 from .errors import ApiError, error_from_response
 
 log = logging.getLogger(__name__)
@@ -163,19 +164,28 @@ class APIClient:
         else:
             data = body if isinstance(body, (bytes, bytearray)) else orjson.dumps(body)
             headers = {"Content-Type": content_type}
-        session = self._get_session()
-        async with session.request(method, self.base_url + path, params=_clean(params),
-                                   data=data, headers=headers) as resp:
-            raw = await resp.read()
-            if resp.status >= 300:
-                raise error_from_response(resp.status, raw)
+        params = _clean(params)
+        dispatch = local.lookup(self.base_url, method, path, params)
+        if dispatch is not None:
+            status, raw = await local.call(dispatch, method, self.base_url + path, params, data,
+                                           self._headers, headers, self.timeout)
+            if status >= 300:
+                raise error_from_response(status, raw)
+        else:
+            session = self._get_session()
+            async with session.request(method, self.base_url + path, params=params,
+                                       data=data, headers=headers) as resp:
+                raw = await resp.read()
+                status = resp.status
+                if status >= 300:
+                    raise error_from_response(status, raw)
         if not raw:
             return {}
         try:
             out = decode_json(raw)
         except orjson.JSONDecodeError:
             raise ApiError({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                            "code": resp.status, "reason": "InternalError",
+                            "code": status, "reason": "InternalError",
                             "message": "the server answered with a body that is not JSON: "
                                        + raw[:200].decode("utf-8", "replace")}) from None
         return out if isinstance(out, dict) else {"items": out}
