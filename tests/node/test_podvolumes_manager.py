@@ -449,3 +449,17 @@ def test_fs_group_owns_empty_dir_secret_and_local_pv_once(data_dir):
     assert os.stat(os.path.join(local, "sub", "f")).st_mode & 0o777 == 0o600   # walked once
     run(vm.teardown(UID))
     assert mounted_under(data_dir) == []
+
+
+def test_local_pv_with_a_missing_path(data_dir):
+    claim = {"metadata": {"name": "c", "namespace": "default", "uid": CLAIM_UID},
+             "spec": {"volumeName": "pv-gone"}, "status": {"phase": "Bound"}}
+    pv = {"metadata": {"name": "pv-gone"},
+          "spec": {"accessModes": ["ReadWriteOnce"], "local": {"path": f"{data_dir}/gone"}}}
+    with pytest.raises(MountFailed) as e:
+        run(VolumeManager(data_dir).setup(
+            pod({"name": "d", "persistentVolumeClaim": {"claimName": "c"}}),
+            Store(("PersistentVolumeClaim", claim), ("PersistentVolume", pv)).fetch))
+    assert e.value.messages == ['MountVolume.NewMounter initialization failed for volume '
+                                f'"pv-gone" : path "{data_dir}/gone" does not exist']
+    assert not os.path.exists(f"{data_dir}/gone")         # never made up

@@ -57,6 +57,10 @@ class HostVolume:
     read_only: bool = False
 
 
+class NewMounterFailed(planner.Invalid):
+    """A local PV whose path is missing (kubelet's local plugin refuses it in NewMounter)."""
+
+
 @dataclass(frozen=True)
 class ContainerMount:
     """One volumeMount of a container, resolved: the same fields as the runtime's VolumeMount
@@ -279,7 +283,11 @@ class VolumeManager:
                 why = str(e)
                 if isinstance(e, OSError) and e.strerror:
                     why = e.strerror + (f": {e.filename}" if e.filename else "")
-                failures.append(Failed(d.name, planner.setup_failed(label, why)))
+                msg = planner.setup_failed(label, why)
+                if isinstance(e, NewMounterFailed):   # kubelet fails a local PV earlier
+                    msg = f'MountVolume.NewMounter initialization failed for volume "{label}" ' \
+                          f": {why}"
+                failures.append(Failed(d.name, msg))
         return volumes, failures
 
     def _apply_one(self, uid: str, d) -> HostVolume:
@@ -326,7 +334,7 @@ class VolumeManager:
             self._ensure_image(d)
         if d.check == "local":
             if not os.path.exists(d.path):
-                raise planner.Invalid(f'path "{d.path}" does not exist')
+                raise NewMounterFailed(f'path "{d.path}" does not exist')
             return HostVolume(d.path, d.read_only)
         kind = _file_kind(d.path)
         create, err = planner.hostpath_check(d.check, d.path, kind)
