@@ -205,10 +205,13 @@ async def test_logs_tail_timestamps_follow_previous(stack):
 async def test_port_forward_to_a_server_in_the_pod_network_namespace(stack):
     await stack.pod("web-0", [sh("main", "exec sleep 100000")])
 
-    async def serve(reader, writer):
-        data = await reader.read(1024)
-        writer.write(b"pong:" + data)
-        await writer.drain()
+    async def serve(reader, writer):            # echo until the client half-closes
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
         writer.close()
     lsock = forward.tcp_listener(stack.netns_path, "127.0.0.1", 0)
     pod_port = lsock.getsockname()[1]
@@ -225,13 +228,19 @@ async def test_port_forward_to_a_server_in_the_pod_network_namespace(stack):
     try:
         line = await asyncio.wait_for(p.stdout.readline(), TIMEOUT)
         assert f"Forwarding from 127.0.0.1:{local} -> {pod_port}" in line.decode()
-        for i in range(3):                     # several connections over one session
+        async def echo(payload: bytes) -> bytes:
             reader, writer = await asyncio.open_connection("127.0.0.1", local)
-            writer.write(f"ping{i}".encode())
+            writer.write(payload)
             await writer.drain()
-            got = await asyncio.wait_for(reader.read(), TIMEOUT)
-            assert got == f"pong:ping{i}".encode()
+            writer.write_eof()                  # FIN travels to the pod's side
+            got = await reader.read()
             writer.close()
+            return got
+        # several connections at once over one session, each with more than a frame's worth
+        payloads = [os.urandom(300_000 + i) for i in range(3)]
+        got = await asyncio.wait_for(asyncio.gather(*(echo(b) for b in payloads)), TIMEOUT)
+        assert got == payloads
+        assert await asyncio.wait_for(echo(b"again"), TIMEOUT) == b"again"
         # a port nothing listens on: the connection ends, kubectl reports it, keeps going
         port2 = free_port()
         p2 = await asyncio.create_subprocess_exec(
