@@ -87,22 +87,22 @@ def rfc3339(now: Any = None) -> str:
 
 
 # Field sets repeat: every pod of a StatefulSet, every claim of a template has the same ones.
-# Both conversions are memoised by content (a set's frozenset, a tree's JSON); a hit hands out
-# a fresh copy, so callers own what they get as before.
+# Both conversions are memoised by content (a set's frozenset, a tree's JSON). A fieldsV1 tree
+# is shared by every object that has it: it only goes into objects being stored, which nobody
+# changes once written (the watch cache keeps them; every later write decodes its own copy).
 _MEMO_MAX = 4096
-_TREES: dict[frozenset, bytes] = {}
+_TREES: dict[frozenset, dict] = {}
 _PATHS: dict[bytes, frozenset] = {}
 
 
 def _fields_v1(fields: set[Path]) -> dict:
     key = frozenset(fields)
-    b = _TREES.get(key)
-    if b is not None:
-        return orjson.loads(b)
-    tree = to_fields_v1(fields)
-    if len(_TREES) >= _MEMO_MAX:
-        _TREES.clear()
-    _TREES[key] = orjson.dumps(tree)
+    tree = _TREES.get(key)
+    if tree is None:
+        tree = to_fields_v1(fields)
+        if len(_TREES) >= _MEMO_MAX:
+            _TREES.clear()
+        _TREES[key] = tree
     return tree
 
 
