@@ -67,6 +67,17 @@ class K1s:
         return rss_mb(self.proc.pid)
 
 
+def controllers_in_process(server, http: bool = False) -> str:
+    """Wire an in-process APIServer as `k1s up` does: clients built on `server.url` (the
+    controllers') reach it in-process (k1s.client.local). Returns the URL a load generator
+    uses to go over HTTP, as kubectl would. With http=True everything goes over HTTP."""
+    if http:
+        return server.url
+    from k1s.client import local
+    local.register(server.url, server.handlers.dispatch)
+    return server.url.replace("://127.0.0.1:", "://localhost:")
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:

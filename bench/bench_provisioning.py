@@ -2,11 +2,12 @@
 (and Bound, when the binder is registered in CONTROLLERS), in image mode (sparse ext4 image +
 loop mount per volume: real capacity) beside directory mode, measured in the same run.
 
-Runs an in-process API server and the controllers in one event loop (as `k1s up` does), with
-an Immediate class so no pods are needed. Without the binder the claims carry the binder's
+Runs an in-process API server and the controllers in one event loop (as `k1s up` does: the
+controllers reach the server in-process, the claims are created over HTTP; `--http`: the
+controllers over HTTP too), with an Immediate class so no pods are needed. Without the binder the claims carry the binder's
 handshake annotations from the start and the figure is "provisioned" (PV created, pre-bound).
 
-    python bench/bench_provisioning.py [--claims 1000] [--modes image,directory]
+    python bench/bench_provisioning.py [--claims 1000] [--modes image,directory] [--http]
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import controllers_in_process  # noqa: E402
 
 from k1s.api import registry  # noqa: E402
 from k1s.client.rest import APIClient  # noqa: E402
@@ -37,14 +41,16 @@ BINDER_NAMES = ("persistentvolume-binder", "pv-binder", "persistentvolume-contro
                 "persistentvolume-binder-controller")
 
 
-async def run_once(n: int, mode: str) -> dict:
+async def run_once(n: int, mode: str, http: bool = False) -> dict:
     from k1s.apiserver.server import APIServer
+    from k1s.client import local
     work = tempfile.mkdtemp(prefix="k1s-bench-prov-")
     data = os.path.join(work, "node")
     srv = APIServer(os.path.join(work, "api"), port=0)
     await srv.start()
-    client = APIClient(srv.url)
-    ctx = ControllerContext.create(client, "bench")
+    client = APIClient(controllers_in_process(srv, http))
+    ctx_client = APIClient(srv.url)
+    ctx = ControllerContext.create(ctx_client, "bench")
     prov = LocalProvisioner(ctx, data_dir=data, node=NODE)
     tasks = [asyncio.create_task(prov.run())]
     binder = next((CONTROLLERS[b] for b in BINDER_NAMES if b in CONTROLLERS), None)
@@ -94,7 +100,9 @@ async def run_once(n: int, mode: str) -> dict:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await ctx.close()
+        await ctx_client.close()
         await client.close()
+        local.unregister(srv.url)
         await srv.stop()
         root = os.path.join(data, "volumes")
         names = [x for x in os.listdir(root) if x.startswith("pvc-")] if os.path.isdir(root) else []
@@ -106,6 +114,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--claims", type=int, default=1000)
     ap.add_argument("--modes", default="image,directory")
+    ap.add_argument("--http", action="store_true",
+                    help="the controllers over HTTP too (k1s up wires them in-process)")
     args = ap.parse_args()
     ok, why = images.loop_supported()
     try:
@@ -113,14 +123,15 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    print(f"cores={os.cpu_count()} loop devices: {'yes' if ok else 'no (' + why + ')'}")
+    print(f"cores={os.cpu_count()} loop devices: {'yes' if ok else 'no (' + why + ')'}; "
+          "controllers -> API server: " + ("HTTP" if args.http else "in-process (as in k1s up)"))
     print(f"{'mode':<10} {'claims':>6} {'create s':>9} {'all PVs s':>10} {'all done s':>11}"
           "  per claim")
     for mode in args.modes.split(","):
         if mode == "image" and not ok:
             print(f"{mode:<10} skipped: {why}")
             continue
-        r = asyncio.run(run_once(args.claims, mode))
+        r = asyncio.run(run_once(args.claims, mode, args.http))
         print(f"{r['mode']:<10} {r['claims']:>6} {r['create_s']:>9.2f} {r['provisioned_s']:>10.2f} "
               f"{r['total_s']:>11.2f}  "
               f"{1000 * r['total_s'] / r['claims']:.2f} ms  ({r['what']})")

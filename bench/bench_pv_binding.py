@@ -6,9 +6,11 @@
    (index.VolumeIndex.find) beside a plain scan (planner.find_best_match_linear), measured in
    the same run, in-process.
 
-Runs an in-process API server and the binder in one event loop (as `k1s up` does).
+Runs an in-process API server and the binder in one event loop (as `k1s up` does: the binder
+reaches the server in-process, the load generator over HTTP; `--http`: everything over HTTP).
 
     python bench/bench_pv_binding.py [--pairs 1000,10000] [--volumes 100,1000,10000,100000]
+                                     [--http]
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import controllers_in_process  # noqa: E402
 
 from k1s.client.informer import Informer  # noqa: E402
 from k1s.client.rest import APIClient  # noqa: E402
@@ -54,16 +59,19 @@ def _pvc(i: int) -> dict:
                      "resources": {"requests": {"storage": f"{1 + i % 10}Gi"}}}}
 
 
-async def bind_pairs(n: int) -> dict:
+async def bind_pairs(n: int, http: bool = False) -> dict:
     from k1s.apiserver.server import APIServer
+    from k1s.client import local
     work = tempfile.mkdtemp(prefix="k1s-bench-bind-")
     srv = APIServer(os.path.join(work, "api"), port=0)
     await srv.start()
-    client = APIClient(srv.url)
-    ctx = ControllerContext.create(client, "bench")
+    load_url = controllers_in_process(srv, http)
+    ctx_client = APIClient(srv.url)
+    ctx = ControllerContext.create(ctx_client, "bench")
+    client = APIClient(load_url)
     binder = PersistentVolumeBinder(ctx)
     task = asyncio.create_task(binder.run())
-    watcher = Informer(APIClient(srv.url), PVC)
+    watcher = Informer(APIClient(load_url), PVC)
     bound: set[str] = set()
     done = asyncio.Event()
 
@@ -103,7 +111,9 @@ async def bind_pairs(n: int) -> dict:
         await watcher.stop()
         await watcher.client.close()
         await ctx.close()
+        await ctx_client.close()
         await client.close()
+        local.unregister(srv.url)
         await srv.stop()
         shutil.rmtree(work, ignore_errors=True)
 
@@ -154,6 +164,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", default="1000,10000")
     ap.add_argument("--volumes", default="100,1000,10000,100000")
+    ap.add_argument("--http", action="store_true",
+                    help="the binder over HTTP too (k1s up wires it in-process)")
     args = ap.parse_args()
     try:
         import uvloop
@@ -161,9 +173,11 @@ def main() -> None:
     except ImportError:
         pass
     print(UPSTREAM)
+    print("binder -> API server: " + ("HTTP" if args.http else "in-process (as in k1s up)")
+          + "; claims and volumes created over HTTP")
     print(f"{'pairs':>7} {'created (s)':>12} {'all Bound (s)':>14} {'claims/s':>10}")
     for n in (int(x) for x in args.pairs.split(",") if x):
-        r = asyncio.run(bind_pairs(n))
+        r = asyncio.run(bind_pairs(n, args.http))
         print(f"{r['n']:>7} {r['created']:>12.2f} {r['bound']:>14.2f} {n / r['bound']:>10.0f}",
               flush=True)
     print()
