@@ -2,8 +2,8 @@
 subresources are proxied (k1s.apiserver.streams) to a node stream server
 (k1s.node.streams.server) in front of real containers of the process runtime.
 
-The proxy is wired into the API server's dispatcher here, in the test (handlers.py belongs to
-another change). Every container, namespace and mount the test makes is removed afterwards.
+The requests go through the API server's own dispatcher, as kubectl's do against `k1s up`.
+Every container, namespace and mount the test makes is removed afterwards.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import aiohttp
 import pytest
 
 from k1s.api import registry
-from k1s.apiserver import streams
-from k1s.apiserver.handlers import Handlers
 from k1s.client.rest import APIClient
 from k1s.node.network import forward, netns
 from k1s.node.runtime.runtime import ProcessRuntime
@@ -33,20 +31,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers and namesp
 
 PODS = registry.core("pods")
 NODES = registry.core("nodes")
-STREAM_PATH = re.compile(
-    r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/(exec|attach|portforward|log)/?$")
 TIMEOUT = 60.0
-
-_orig_dispatch = Handlers._dispatch
-
-
-async def _dispatch_with_streams(self, request):
-    m = STREAM_PATH.match(request.path)
-    if m:
-        return await streams.handle_pod_stream(request, self.objects, PODS, m.group(1),
-                                               m.group(2), m.group(3))
-    return await _orig_dispatch(self, request)
-
 
 @dataclass
 class Run:
@@ -104,8 +89,7 @@ def sh(name: str, script: str) -> dict:
 
 
 @pytest.fixture
-async def stack(api_server, tmp_path, monkeypatch):
-    monkeypatch.setattr(Handlers, "_dispatch", _dispatch_with_streams)
+async def stack(api_server, tmp_path):
     ns_name = "k1sst" + uuid.uuid4().hex[:10]
     path = netns.create(ns_name)
     subprocess.run(["ip", "-n", ns_name, "link", "set", "lo", "up"], check=True)

@@ -74,8 +74,8 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=("status", "finalize"),
              verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     Resource("", "v1", "Pod", "pods", "pod", True, ("po",), ("all",),
-             # log, exec, attach and portforward arrive with the node agent
-             subresources=("status", "binding")),
+             # exec, attach, portforward and log are relayed to the node's stream server
+             subresources=("status", "binding", "exec", "attach", "portforward", "log")),
     Resource("", "v1", "Service", "services", "service", True, ("svc",), ("all",),
              subresources=("status",), storage_prefix="services/specs",
              verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update",

@@ -23,7 +23,7 @@ from ..api import registry, schema
 from ..api.errors import StatusError, bad_request, invalid, invalid_error, method_not_allowed, \
     not_found_error, path_not_found, unsupported_media_type
 from ..api.registry import Resource
-from . import discovery, eventconv, openapi, request as rq, watch as watchmod
+from . import discovery, eventconv, openapi, request as rq, streams, watch as watchmod
 from .objects import ListOptions, ObjectStore, WriteOptions
 from .watchcache import Entry
 
@@ -156,6 +156,10 @@ class Handlers:
         if r.namespaced and ns is None and r.plural == "namespaces":
             ns = None
         m = request.method
+        if sub in streams.SUBRESOURCES and r.group == "" and r.plural == "pods" \
+                and name is not None and ns is not None:
+            # exec, attach, portforward and log are relayed to the pod's node
+            return await streams.handle_pod_stream(request, self.objects, r, ns, name, sub)
         if m in ("GET", "HEAD"):
             if name is None:
                 if rq.parse_bool(request.query.get("watch"), "watch"):
