@@ -201,8 +201,9 @@ async def test_given_sockets_are_served(api_server):
 
 
 async def test_kube_dns_service_resolves(api_server, monkeypatch):
-    """The kube-dns Service object is valid for the API server and served like any other;
-    the server built as `k1s up` builds it (controller(), from the environment)."""
+    """The API server makes the kube-dns Service at start, as kube_dns_service() describes it,
+    and the DNS server built as `k1s up` builds it (controller(), from the environment) serves
+    it like any other."""
     from k1s.dns.server import controller
     from k1s.dns.service import kube_dns_service
     monkeypatch.setenv("K1S_DNS_PORT", "0")
@@ -215,8 +216,11 @@ async def test_kube_dns_service_resolves(api_server, monkeypatch):
     async with running_controllers(api_server.url, factory) as c:
         await asyncio.wait_for(made["srv"].ready.wait(), 30)
         port = made["srv"].port
-        created = await c.create(SVC, kube_dns_service(), "kube-system")
-        assert created["spec"]["clusterIP"] == "10.96.0.10"
+        made_by_server = await c.get(SVC, "kube-dns", "kube-system")
+        assert made_by_server["spec"]["clusterIP"] == "10.96.0.10"
+        want = kube_dns_service()
+        assert made_by_server["spec"]["ports"] == want["spec"]["ports"]
+        assert made_by_server["metadata"]["labels"] == want["metadata"]["labels"]
 
         async def resolves():
             r = await query(port, f"kube-dns.kube-system.svc.{Z}")

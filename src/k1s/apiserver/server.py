@@ -120,6 +120,15 @@ class APIServer:
                                    "targetPort": self.port}],
                         "sessionAffinity": "None", "type": "ClusterIP"}}
         await self._ensure(registry.core("services"), "default", svc)
+        # the cluster DNS's Service, at its conventional address when that is still free (a
+        # cluster made before k1s had DNS may have handed 10.96.0.10 to a user's Service)
+        from k1s.dns.service import kube_dns_service
+        try:
+            await self._ensure(registry.core("services"), "kube-system", kube_dns_service())
+        except StatusError as e:
+            if e.code != 422:
+                raise
+            await self._ensure(registry.core("services"), "kube-system", kube_dns_service(None))
         if self.default_storage_class:
             await self._ensure(registry.get("storageclasses.storage.k8s.io"), None,
                                STANDARD_STORAGE_CLASS)

@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="serve the API only (no controllers)")
     up.add_argument("--no-default-storage-class", action="store_true",
                     help="do not create the default StorageClass \"standard\"")
+    up.add_argument("--dns-port", type=_non_negative_int, default=0, metavar="PORT",
+                    help="cluster DNS port on --host, UDP and TCP (default: 0, a free one; "
+                    "the log says which)")
     _simulation_flags(up, "simulated-")
     up.add_argument("-v", "--verbose", action="store_true")
     sim = sub.add_parser("simulate-nodes", help="run simulated nodes against an existing API "
@@ -123,6 +126,9 @@ async def _up(args: argparse.Namespace) -> int:
     data_dir = os.path.abspath(args.data_dir)
     # node-side components (volumes) keep their files under the same data directory
     os.environ["K1S_DATA_DIR"] = data_dir
+    # where the cluster DNS listens (read by k1s.dns.server.controller)
+    os.environ["K1S_DNS_HOST"] = args.host
+    os.environ["K1S_DNS_PORT"] = str(args.dns_port)
     server = APIServer(data_dir, host=args.host, port=args.port,
                        default_storage_class=not args.no_default_storage_class)
     try:
