@@ -16,7 +16,9 @@ random among the best).
 
 from __future__ import annotations
 
-from .filters import term_matches, tolerates
+from k1s.api.nodeselector import term_matches
+
+from .filters import tolerates
 from .model import CPU, MEMORY, NodeInfo, PodInfo, spec
 
 W_LEAST, W_BALANCED, W_SPREAD, W_TAINT, W_AFFINITY = 1, 1, 2, 3, 2

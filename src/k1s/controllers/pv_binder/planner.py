@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from k1s.api.quantity import quantity_to_int
+from k1s.api.nodeselector import selector_terms_match
 from k1s.api.selectors import SelectorError, selector_from_label_selector
 
 from .explain import MatchCounts, explain_pending
@@ -163,43 +164,13 @@ def newest_default_class(classes) -> str | None:
 
 # -- node affinity ---------------------------------------------------------------------------------
 
-def _expr_matches(expr: dict, values: dict) -> bool:
-    key, op, vals = expr.get("key"), expr.get("operator"), expr.get("values") or []
-    has = key in values
-    v = values.get(key)
-    if op == "In":
-        return has and v in vals
-    if op == "NotIn":
-        return not has or v not in vals
-    if op == "Exists":
-        return has
-    if op == "DoesNotExist":
-        return not has
-    if op in ("Gt", "Lt") and has and len(vals) == 1:
-        try:
-            a, b = int(v), int(vals[0])
-        except ValueError:
-            return False
-        return a > b if op == "Gt" else a < b
-    return False
-
-
 def node_affinity_matches(pv: dict, node_name: str, node_labels: dict) -> bool:
     """pv.spec.nodeAffinity.required against a node: terms are ORed, expressions ANDed;
     matchFields knows metadata.name. No required affinity matches every node."""
     req = ((spec(pv).get("nodeAffinity") or {}).get("required") or {})
-    terms = req.get("nodeSelectorTerms") or []
     if not req:
         return True
-    fields = {"metadata.name": node_name}
-    for t in terms:
-        exprs, fexprs = t.get("matchExpressions") or [], t.get("matchFields") or []
-        if not exprs and not fexprs:
-            continue        # an empty term matches nothing (upstream)
-        if all(_expr_matches(e, node_labels) for e in exprs) and all(
-                _expr_matches(e, fields) for e in fexprs):
-            return True
-    return False
+    return selector_terms_match(req.get("nodeSelectorTerms"), node_name, node_labels)
 
 
 @dataclass(frozen=True)
