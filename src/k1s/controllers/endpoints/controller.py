@@ -25,8 +25,8 @@ from k1s.client.informer import split_key
 from k1s.client.workqueue import WorkQueue, run_workers
 
 from . import planner as P
-from .membership import ServiceSelectors
-from .pods import endpoint_relevant, key_of, meta, wants_endpoints
+from .membership import PodEventsQueueServices, ServiceSelectors
+from .pods import key_of, meta, wants_endpoints
 from .recent import RecentWrites
 from .triggertime import TriggerTimeTracker
 
@@ -44,7 +44,7 @@ BATCH_PERIOD = 0.25         # seconds a pod change waits before its Services syn
 LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
 
 
-class EndpointsController:
+class EndpointsController(PodEventsQueueServices):
     def __init__(self, ctx, *, workers: int = WORKERS, batch_period: float = BATCH_PERIOD):
         self.client = ctx.client
         self.recorder = ctx.recorder_for(COMPONENT)
@@ -68,23 +68,6 @@ class EndpointsController:
 
     def _service_changed(self, svc: dict) -> None:
         self.queue.add(key_of(svc))
-
-    def _services_of(self, pod: dict) -> set[str]:
-        ns = meta(pod).get("namespace", "")
-        return self.selectors.services_for(pod, self.services.list(ns))
-
-    def _pod_added(self, pod: dict) -> None:
-        for key in self._services_of(pod):
-            self.queue.add_after(key, self.batch_period)
-
-    def _pod_updated(self, old: dict, new: dict) -> None:
-        if endpoint_relevant(old) == endpoint_relevant(new):
-            return
-        keys = self._services_of(new)
-        if (meta(old).get("labels") or {}) != (meta(new).get("labels") or {}):
-            keys |= self._services_of(old)
-        for key in keys:
-            self.queue.add_after(key, self.batch_period)
 
     def _endpoints_deleted(self, ep: dict) -> None:
         # someone deleted Endpoints we manage: recreate them (a no-op for user-managed ones)

@@ -11,7 +11,7 @@ from typing import Iterable
 
 from k1s.api.selectors import LabelSelector, selector_from_set
 
-from .pods import key_of, meta, spec, wants_endpoints
+from .pods import endpoint_relevant, key_of, meta, spec, wants_endpoints
 
 
 class ServiceSelectors:
@@ -37,3 +37,26 @@ class ServiceSelectors:
     def services_for(self, pod: dict, services: Iterable[dict]) -> set[str]:
         """Keys of the managed Services among `services` (the pod's namespace) selecting pod."""
         return {key_of(s) for s in services if self.selects(s, pod)}
+
+
+class PodEventsQueueServices:
+    """The pod handlers both endpoint controllers share: a pod event requeues, after the batch
+    period, only the Services selecting the pod (before and after a label change), and only
+    when something an endpoint shows changed. Mixed into a controller that has `selectors`
+    (ServiceSelectors), `services` (an informer), `queue` and `batch_period`."""
+
+    def _services_of(self, pod: dict) -> set[str]:
+        return self.selectors.services_for(pod, self.services.list(meta(pod).get("namespace", "")))
+
+    def _pod_added(self, pod: dict) -> None:
+        for key in self._services_of(pod):
+            self.queue.add_after(key, self.batch_period)
+
+    def _pod_updated(self, old: dict, new: dict) -> None:
+        if endpoint_relevant(old) == endpoint_relevant(new):
+            return
+        keys = self._services_of(new)
+        if (meta(old).get("labels") or {}) != (meta(new).get("labels") or {}):
+            keys |= self._services_of(old)
+        for key in keys:
+            self.queue.add_after(key, self.batch_period)

@@ -24,8 +24,8 @@ from k1s.api import registry
 from k1s.client.errors import ApiError
 from k1s.client.informer import split_key
 from k1s.client.workqueue import WorkQueue, run_workers
-from k1s.controllers.endpoints.membership import ServiceSelectors
-from k1s.controllers.endpoints.pods import endpoint_relevant, key_of, meta, spec, wants_endpoints
+from k1s.controllers.endpoints.membership import PodEventsQueueServices, ServiceSelectors
+from k1s.controllers.endpoints.pods import key_of, meta, spec, wants_endpoints
 from k1s.controllers.endpoints.recent import RecentWrites
 from k1s.controllers.endpoints.triggertime import TriggerTimeTracker
 
@@ -66,7 +66,7 @@ def _namespace_terminating(e: BaseException) -> bool:
     return isinstance(e, ApiError) and e.code == 403 and "being terminated" in (e.message or "")
 
 
-class EndpointSliceController:
+class EndpointSliceController(PodEventsQueueServices):
     def __init__(self, ctx, *, workers: int = WORKERS, batch_period: float = BATCH_PERIOD,
                  max_endpoints_per_slice: int = P.MAX_ENDPOINTS_PER_SLICE):
         self.client = ctx.client
@@ -97,22 +97,6 @@ class EndpointSliceController:
 
     def _service_changed(self, svc: dict) -> None:
         self.queue.add(key_of(svc))
-
-    def _services_of(self, pod: dict) -> set[str]:
-        return self.selectors.services_for(pod, self.services.list(meta(pod).get("namespace")))
-
-    def _pod_added(self, pod: dict) -> None:
-        for key in self._services_of(pod):
-            self.queue.add_after(key, self.batch_period)
-
-    def _pod_updated(self, old: dict, new: dict) -> None:
-        if endpoint_relevant(old) == endpoint_relevant(new):
-            return
-        keys = self._services_of(new)
-        if (meta(old).get("labels") or {}) != (meta(new).get("labels") or {}):
-            keys |= self._services_of(old)
-        for key in keys:
-            self.queue.add_after(key, self.batch_period)
 
     def _slice_updated(self, old: dict, new: dict) -> None:
         # a slice someone else changed (or took over: managed-by changed) is set right again;
