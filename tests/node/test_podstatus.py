@@ -180,14 +180,29 @@ def view(**kw):
     return PodView(**base)
 
 
-def deleting(grace=30, since=0):
+def deleting(grace=30, since=0, **kw):
     ts = podplan.parse_time(NOW) - since + grace
     from k1s.client.events import rfc3339
-    return pod(metadata={"deletionTimestamp": rfc3339(ts), "deletionGracePeriodSeconds": grace})
+    return pod(metadata={"deletionTimestamp": rfc3339(ts), "deletionGracePeriodSeconds": grace},
+               **kw)
 
 
 def kinds(actions):
     return [type(a).__name__ for a in actions]
+
+
+def test_stopped_status_is_terminal_and_keeps_identity():
+    running = pod(status=podstatus.running(pod(), "10.0.0.2", "10.244.0.5", NOW))
+    st = podstatus.stopped(running, "10.0.0.2", "2026-01-01T00:01:00Z")
+    assert st["phase"] == "Succeeded" and st["podIP"] == "10.244.0.5"
+    conds = {c["type"]: c for c in st["conditions"]}
+    assert conds["Ready"]["status"] == "False" and conds["Ready"]["reason"] == "PodCompleted"
+    assert conds["ContainersReady"]["status"] == "False"
+    for cs in st["containerStatuses"]:
+        term = cs["state"]["terminated"]
+        assert not cs["ready"] and term["exitCode"] == 0 and term["reason"] == "Completed"
+        # started when it started running, finished now
+        assert term["startedAt"] == NOW and term["finishedAt"] == "2026-01-01T00:01:00Z"
 
 
 @pytest.mark.parametrize("name,p,v,expect", [
@@ -203,11 +218,14 @@ def kinds(actions):
     ("finished pod: nothing", pod(status={"phase": "Succeeded"}), view(), []),
     ("deleting, within grace: stop, look again", deleting(30, 0), view(started_at=T0, ready_at=T0),
      ["Stop", "Requeue"]),
-    ("deleting, cap passed: finish", deleting(30, 0),
-     view(started_at=T0, ready_at=T0, delete_cap=0), ["Stop", "FinishDelete"]),
-    ("deleting, grace passed: finish", deleting(30, 31), view(started_at=T0), ["Stop",
-                                                                                "FinishDelete"]),
-    ("deleting, containers exited: finish", deleting(30, 0),
+    ("deleting, cap passed: terminal status, finish", deleting(30, 0),
+     view(started_at=T0, ready_at=T0, delete_cap=0), ["Stop", "WriteStatus", "FinishDelete"]),
+    ("deleting, grace passed: terminal status, finish", deleting(30, 31), view(started_at=T0),
+     ["Stop", "WriteStatus", "FinishDelete"]),
+    ("deleting, containers exited: terminal status, finish", deleting(30, 0),
+     view(started_at=T0, stopped=True), ["WriteStatus", "FinishDelete"]),
+    ("deleting, never started: finish", deleting(30, 31), view(), ["FinishDelete"]),
+    ("deleting, already terminal: finish", deleting(30, 0, status={"phase": "Succeeded"}),
      view(started_at=T0, stopped=True), ["FinishDelete"]),
     ("no address left: creating + sandbox event", pod(), view(started_at=T0, ready_at=T0,
                                                              pod_ip=None),

@@ -4,7 +4,8 @@ knows (`PodView`) to a list of actions, shared by simulated nodes and the real n
 The rules, in order (kubelet's pod worker, reduced to what a node decides):
 1. **Being deleted** (deletionTimestamp set): stop the containers, and once they exited or
    min(deletionGracePeriodSeconds, the node's delete cap) has passed since the delete began
-   (deletionTimestamp - grace), finish the deletion (a delete with grace 0 and the pod's uid
+   (deletionTimestamp - grace), write the terminal status (containers terminated, not Ready,
+   phase Succeeded/Failed) and finish the deletion (a delete with grace 0 and the pod's uid
    as precondition, as kubelet's status manager does). Until then: look again at the deadline.
 2. **Finished** (Succeeded/Failed): nothing.
 3. **Volumes not mountable** (a claim missing, not Bound, or being deleted): stay
@@ -146,6 +147,10 @@ def plan_pod(pod: dict, view: PodView) -> list[Action]:
         deadline = begun + min(grace, view.delete_cap)
         if view.stopped or view.started_at is None and view.delete_cap <= 0 or \
                 view.now >= deadline or status.get("phase") in TERMINAL:
+            if view.started_at is not None and status.get("phase") not in TERMINAL:
+                # its containers have stopped: say so before the final delete, so a pod a
+                # finalizer holds shows terminated, not Running and Ready
+                out.append(WriteStatus(podstatus.stopped(pod, view.host_ip, now)))
             out.append(FinishDelete(meta.get("uid", "")))
         else:
             out.append(Requeue(deadline - view.now))

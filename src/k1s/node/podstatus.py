@@ -180,6 +180,43 @@ def running(pod: dict, host_ip: str, pod_ip: str, now: str) -> dict:
     return status
 
 
+def _exited(pod: dict, c: dict, key: str, now: str) -> dict:
+    """A container that stopped when asked to (exit 0: a simulated container honours
+    SIGTERM at once)."""
+    started = _previous_started_at(pod, key, c.get("name", "")) or now
+    cid = container_id(pod, c.get("name", ""))
+    return {"name": c.get("name", ""), "image": normalize_image(c.get("image") or ""),
+            "imageID": image_id(c.get("image") or ""), "containerID": cid, "lastState": {},
+            "ready": False, "restartCount": 0, "started": False,
+            "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started,
+                                     "finishedAt": now, "containerID": cid}}}
+
+
+def stopped(pod: dict, host_ip: str, now: str) -> dict:
+    """Terminal, after the node stopped a deleted pod's containers (kubelet >= 1.27 writes
+    this before the final delete, kubernetes/kubernetes#115331): every container terminated,
+    not Ready, phase Succeeded as all exited 0 (Failed otherwise). A finalizer that holds the
+    pod then shows it Completed, 0/1, instead of Running."""
+    wanted = {"PodReadyToStartContainers": ("False", None, None),
+              "Ready": ("False", "PodCompleted", None),
+              "ContainersReady": ("False", "PodCompleted", None),
+              "Initialized": ("True", "PodCompleted", None)}
+    st = pod.get("status") or {}
+    status = dict(_base(pod, host_ip, now), phase="Succeeded",
+                  conditions=_conditions(pod, wanted, now))
+    for k in ("podIP", "podIPs"):
+        if st.get(k):
+            status[k] = st[k]
+    inits = _containers(pod, "initContainers")
+    if inits:
+        status["initContainerStatuses"] = [
+            _exited(pod, c, "initContainerStatuses", now) if _is_sidecar(c)
+            else _completed(pod, c, now) for c in inits]
+    status["containerStatuses"] = [_exited(pod, c, "containerStatuses", now)
+                                   for c in _containers(pod, "containers")]
+    return status
+
+
 def not_ready(pod: dict, now: str) -> dict | None:
     """The pod's status with its Ready condition False (upstream MarkPodsNotReady), or None
     when it is not True now (nothing to write)."""
