@@ -49,7 +49,7 @@ def ready_nodes(kc):
     nodes = json.loads(kc.ok("get", "nodes", "-o", "json"))["items"]
     return {n["metadata"]["name"] for n in nodes
             if any(c["type"] == "Ready" and c["status"] == "True"
-                   for c in n["status"].get("conditions") or ())}, nodes
+                   for c in (n.get("status") or {}).get("conditions") or ())}, nodes
 
 
 def test_up_with_three_simulated_nodes(kc):
