@@ -94,9 +94,13 @@ class Heartbeat:
         self.beats = 0
 
     async def register(self) -> dict:
-        """Create the Node if missing, then write its status. Returns the Node."""
+        """Create the Node with its status (as the kubelet registers, so no reader ever sees
+        a Node without one), or post the status of one that exists. Returns the Node."""
+        obj = dict(self.node_object())
+        obj["status"] = self.status(None, rfc3339())
         try:
-            node = await self.client.create(NODES, self.node_object())
+            self.node = await self.client.create(NODES, obj)
+            return self.node
         except ApiError as e:
             if not e.is_already_exists():
                 raise
