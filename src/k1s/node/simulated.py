@@ -137,7 +137,9 @@ class SimulatedNodes:
         if provisioners:
             from k1s.controllers.local_provisioner.controller import LocalProvisioner
             self.provisioners = [LocalProvisioner(ctx, node=name, data_dir=data_dir,
-                                                  loop_ok=False, workers=PROVISIONER_WORKERS)
+                                                  loop_ok=False, workers=PROVISIONER_WORKERS,
+                                                  loop_why="a simulated node's volumes are "
+                                                  "directories")
                                  for name in self.names]
 
     async def run(self) -> None:

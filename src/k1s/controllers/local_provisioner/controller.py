@@ -51,7 +51,7 @@ def default_workers() -> int:
 class LocalProvisioner:
     def __init__(self, ctx, *, data_dir: str | None = None, node: str | None = None,
                  workers: int | None = None, usage_period: float = USAGE_PERIOD,
-                 loop_ok: bool | None = None):
+                 loop_ok: bool | None = None, loop_why: str | None = None):
         self.client = ctx.client
         self.node = node or identity.node_name()
         self.data_dir = data_dir or identity.data_dir()
@@ -59,7 +59,8 @@ class LocalProvisioner:
         self.usage_period = usage_period
         ok, why = images.loop_supported()
         self.loop_ok = ok if loop_ok is None else loop_ok
-        self.loop_why = why or "disabled"
+        # why volumes are directories here, for the CapacityNotEnforced event
+        self.loop_why = loop_why or why or "loop devices disabled"
         self.recorder = ctx.recorder_for(f"{planner.PROVISIONER}_{self.node}")
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="k1s-volumes")
         self.queue = WorkQueue("local-provisioner")
