@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from k1s.node.network import NodeNetwork, PodNetwork, cleanup_all, links, netns
+from k1s.node.network import NodeNetwork, PodNetwork, links, netns
 from k1s.node.network.fabric import NODE_IFNAME, Fabric, fabric_ifname
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
@@ -22,14 +22,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                        "(CI runs as root)")
 
 TIMEOUT = 20.0
-
-
-@pytest.fixture
-def prefix():
-    p = "t" + uuid.uuid4().hex[:10]
-    yield p
-    cleanup_all(p)
-    assert netns.names(p + "-") == []
 
 
 def pod_on(node: NodeNetwork, ip: str) -> PodNetwork:

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from k1s.node.network import NodeNetwork, PodNetwork, cleanup_all, forward, netns
+from k1s.node.network import NodeNetwork, PodNetwork, forward, netns
 from k1s.node.pods import AddressPool
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
@@ -24,14 +24,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0,
 
 CIDR = "10.244.5.0/24"
 TIMEOUT = 20.0          # generous: a noisy machine, never a timing assertion
-
-
-@pytest.fixture
-def prefix():
-    p = "t" + uuid.uuid4().hex[:10]
-    yield p
-    cleanup_all(p)
-    assert netns.names(p + "-") == []
 
 
 @pytest.fixture

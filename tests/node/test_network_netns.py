@@ -23,14 +23,6 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="named network namespaces need root (CI runs as root)")
 
 
-@pytest.fixture
-def prefix():
-    p = "t" + uuid.uuid4().hex[:10]
-    yield p
-    netns.cleanup_all(p)
-    assert netns.names(p + "-") == []
-
-
 # -- names ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("node, tag", [
     ("node-a", "node-a"),
