@@ -11,7 +11,6 @@ Blocking calls (netlink through pyroute2): run them in a worker thread from asyn
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import threading
 
@@ -52,14 +51,7 @@ class NodeNetwork:
             netns.create(self.name)
             with links.rtnl(self.path) as ipr:
                 links.up(ipr, ipr.link_lookup(ifname="lo")[0])
-                br = links.find_link(ipr, BRIDGE)
-                if br is None:
-                    try:
-                        ipr.link("add", ifname=BRIDGE, kind="bridge")
-                    except Exception as e:      # another agent process made it meanwhile
-                        if getattr(e, "code", None) != errno.EEXIST:
-                            raise
-                    br = links.find_link(ipr, BRIDGE)
+                br = links.ensure_bridge(ipr, BRIDGE)
                 links.set_only_address(ipr, br["index"], self.gateway)
                 links.up(ipr, br["index"])
             self._ready = True

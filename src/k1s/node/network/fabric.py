@@ -14,7 +14,6 @@ machine. Blocking calls (netlink): run them in a worker thread from asyncio code
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import socket
@@ -54,14 +53,7 @@ class Fabric:
         netns.create(self.name)
         with links.rtnl(self.path) as ipr:
             links.up(ipr, ipr.link_lookup(ifname="lo")[0])
-            br = links.find_link(ipr, FABRIC_BRIDGE)
-            if br is None:
-                try:
-                    ipr.link("add", ifname=FABRIC_BRIDGE, kind="bridge")
-                except Exception as e:          # another agent process made it meanwhile
-                    if getattr(e, "code", None) != errno.EEXIST:
-                        raise
-                br = links.find_link(ipr, FABRIC_BRIDGE)
+            br = links.ensure_bridge(ipr, FABRIC_BRIDGE)
             links.up(ipr, br["index"])
 
     def attach(self, node: NodeNetwork) -> None:

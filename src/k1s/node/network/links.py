@@ -10,6 +10,7 @@ own event loop: call these from a worker thread (asyncio.to_thread), never from 
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import socket
 
@@ -41,6 +42,20 @@ def find_link(ipr: IPRoute, name: str):
         return None
     links = ipr.get_links(found[0])
     return links[0] if links else None
+
+
+def ensure_bridge(ipr: IPRoute, name: str):
+    """The bridge `name`, created if missing (another agent process creating it at the same
+    moment is not an error). Returns its link message."""
+    br = find_link(ipr, name)
+    if br is None:
+        try:
+            ipr.link("add", ifname=name, kind="bridge")
+        except Exception as e:
+            if getattr(e, "code", None) != errno.EEXIST:
+                raise
+        br = find_link(ipr, name)
+    return br
 
 
 def ipv4_addresses(ipr: IPRoute, index: int) -> list[ipaddress.IPv4Interface]:
