@@ -165,7 +165,9 @@ def container_env(pod: dict, container: dict, lookup: Lookup, *, pod_ip: str, ho
         for key, value in data.items():
             name = prefix + key
             if not valid_env_name(name):
-                continue             # kubelet skips such keys (and says so in an event)
+                # a name no process environment can hold; with the relaxed rule a ConfigMap
+                # key always passes, the old strict one skipped e.g. `1ST` (with an event)
+                continue
             env[name] = value
 
     for var in _dicts(container.get("env")):
