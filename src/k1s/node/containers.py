@@ -170,7 +170,7 @@ def _run_id(pod: dict, name: str, run: Run) -> str:
 def _started(c: dict, run: Run | None, view: ContainersView) -> bool:
     if run is None or run.exit_code is not None:
         return False
-    if c.get("startupProbe"):
+    if c.get("startupProbe") is not None:
         return view.probes.get((c["name"], "startup")) is True
     return True
 
@@ -178,7 +178,7 @@ def _started(c: dict, run: Run | None, view: ContainersView) -> bool:
 def _ready(c: dict, run: Run | None, view: ContainersView) -> bool:
     if not _started(c, run, view) or c["name"] in view.killing:
         return False
-    if c.get("readinessProbe"):
+    if c.get("readinessProbe") is not None:
         return view.probes.get((c["name"], "readiness")) is True
     return True
 
@@ -242,10 +242,10 @@ def _check_probes(b: _Builder, c: dict, run: Run | None, sidecar: bool) -> None:
         return
     name, probes = c["name"], b.view.probes
     what = probe = None
-    if c.get("startupProbe") and probes.get((name, "startup")) is not True:
+    if c.get("startupProbe") is not None and probes.get((name, "startup")) is not True:
         if probes.get((name, "startup")) is False:
             what, probe = "startup", c["startupProbe"]
-    elif c.get("livenessProbe") and probes.get((name, "liveness")) is False:
+    elif c.get("livenessProbe") is not None and probes.get((name, "liveness")) is False:
         what, probe = "liveness", c["livenessProbe"]
     if what is None:
         return
@@ -258,32 +258,50 @@ def _check_probes(b: _Builder, c: dict, run: Run | None, sidecar: bool) -> None:
     b.kill(name, _grace(b.pod, probe), message)
 
 
+def _keep_sidecar(b: _Builder, c: dict) -> None:
+    """A sidecar whose turn has passed: kept running, restarted whenever it exited."""
+    run = b.view.runs.get(c["name"])
+    if run is None or run.exit_code is not None:
+        b.start(c, run)
+    else:
+        _check_probes(b, c, run, sidecar=True)
+
+
 def _walk_init(b: _Builder, inits: list[dict], initialized: bool) -> bool:
-    """Init containers in order (a failure under policy Never is handled before). Returns
-    whether they are all done."""
+    """kubelet's computeInitContainerActions: the latest init container (in spec order) that
+    has run decides — start the next one, wait for it, or run it again; the ones before it
+    have had their turn (regular ones completed, sidecars are kept running). Once an app
+    container has run, only the sidecars matter. A failure under policy Never is handled
+    before. Returns whether initialization is complete."""
     runs = b.view.runs
-    for c in inits:
-        run = runs.get(c["name"])
-        sidecar = _is_sidecar(c)
-        if not sidecar and initialized:
-            continue                     # ran to completion before the app containers
-        if run is None:
-            b.start(c, None)
+    latest = -1 if initialized else max(
+        (i for i, c in enumerate(inits) if c["name"] in runs), default=-1)
+    for c in (inits if initialized else inits[:max(latest, 0)]):
+        if _is_sidecar(c):
+            _keep_sidecar(b, c)
+    if initialized or not inits:
+        return True
+    if latest < 0:
+        b.start(inits[0], None)
+        return False
+    c = inits[latest]
+    run = runs[c["name"]]
+    if _is_sidecar(c):
+        _check_probes(b, c, run, sidecar=True)
+        if run.exit_code is not None:
+            b.start(c, run)              # sidecars are always restarted
             return False
-        if sidecar:
-            _check_probes(b, c, run, sidecar=True)
-            if run.exit_code is not None:
-                b.start(c, run)          # always restarted; does not hold the next one
-            elif not _started(c, run, b.view):
-                return False             # wait for its startup probe
-            continue
-        if run.exit_code is None:
-            return False                 # still running: wait for it
-        if run.exit_code == 0:
-            continue
+        if not _started(c, run, b.view):
+            return False                 # wait for its startup probe
+    elif run.exit_code is None:
+        return False                     # still running: wait for it
+    elif run.exit_code != 0:
         b.start(c, run)                  # failed: run it again (after its back-off)
         return False
-    return True
+    if latest == len(inits) - 1:
+        return True
+    b.start(inits[latest + 1], None)
+    return False
 
 
 def _finished(pod: dict, apps: list[dict], runs: dict[str, Run]) -> bool:
@@ -377,7 +395,8 @@ def _container_status(pod: dict, c: dict, view: ContainersView, wait: tuple[str,
         out["state"] = {"running": {"startedAt": rfc3339(
             run.started_at if run.started_at is not None else view.now)}}
         out["started"] = _started(c, run, view)
-        out["ready"] = _ready(c, run, view)
+        # a regular init container is ready only once it completed (kubelet's prober manager)
+        out["ready"] = _ready(c, run, view) and (not init or _is_sidecar(c))
     elif wait is not None:
         # waiting to be restarted: the run that ended becomes lastState (kubelet's reasonCache)
         out["lastState"] = _terminated(pod, name, run, view.now)
@@ -386,7 +405,6 @@ def _container_status(pod: dict, c: dict, view: ContainersView, wait: tuple[str,
                                                          else {})}}
     else:
         out["state"] = _terminated(pod, name, run, view.now)
-        # a regular init container that completed counts as ready (kubelet's prober manager)
         out["ready"] = init and not _is_sidecar(c) and run.exit_code == 0
     return out
 
