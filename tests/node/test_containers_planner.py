@@ -7,7 +7,7 @@ to the model — checking kubelet's invariants after every step."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, event, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from k1s.client.events import rfc3339
@@ -306,6 +306,11 @@ def test_backoff_sequence_doubles_to_the_cap():
     assert backoff_seconds(10_000) == 300
 
 
+@given(st.integers(0, 10_000))
+def test_backoff_never_shrinks_and_never_passes_the_cap(restart):
+    assert 0 <= backoff_seconds(restart) <= backoff_seconds(restart + 1) <= 300
+
+
 @pytest.mark.parametrize("secs,text", [(10, "10s"), (40, "40s"), (80, "1m20s"),
                                        (160, "2m40s"), (300, "5m0s")])
 def test_backoff_is_written_as_go_durations(secs, text):
@@ -501,6 +506,15 @@ def test_terminal_phase_sticks_and_nothing_starts_again():
     assert starts(p) == [] and p.status["phase"] == "Succeeded"
 
 
+def test_pod_written_terminal_by_someone_else_has_its_containers_stopped():
+    p0 = pod(phase="Failed", inits=(sidecar("proxy"),), grace=5)
+    p = plan(p0, view(runs={"proxy": running(), "app": running()}))
+    assert kills(p) == [KillContainer("app", 5, "Stopping container app"),
+                        KillContainer("proxy", 5, "Stopping container proxy")]
+    assert p.status["phase"] == "Failed" and starts(p) == []
+    assert cond(p, "Ready")["reason"] == "PodFailed"
+
+
 def test_terminated_state_has_every_field():
     run = Run(restart=0, started_at=T - 10, exit_code=137, reason="OOMKilled",
               message="out of memory", finished_at=T - 2)
@@ -643,7 +657,8 @@ class PodContainers(RuleBasedStateMachine):
                 assert a.name not in self.killing
                 self.killing.add(a.name)
         self.pod["status"] = p.status
-        event(f"phase {p.status['phase']}")      # what the runs reached (--hypothesis-show-statistics)
+        # what the runs reached: pytest --hypothesis-show-statistics
+        event(f"phase {p.status['phase']}")
         for a in p.actions:
             if isinstance(a, ContainerEvent) and a.reason in ("BackOff", "Killing"):
                 event(a.reason)

@@ -2,17 +2,19 @@
 function from the pod and what the runtime and the prober report (`ContainersView`) to a
 `Plan` (kubelet's computePodActions + generateAPIPodStatus + getPhase, reduced).
 
-No clock, no I/O: `view.now` is the time. The agent executes the actions, writes the status,
-and calls `plan` again after every container exit, probe result change, start, and at
-`recheck`.
+No clock, no I/O: `view.now` is the time. The agent executes the actions, records the
+events, writes the status, and calls `plan` again after every container exit, probe result
+change, and at `recheck` — which is `now` whenever the plan starts a container, as the
+status written with it still shows the container not running.
 
 Rules (upstream's):
-- Init containers run one at a time in spec order, each to exit 0 before the next starts.
-  Sidecars (init containers with restartPolicy Always) count as done once running and started
-  (startup probe True, when they have one), and are always restarted. A failed init
-  container is restarted unless the pod's policy is Never (then the pod Fails). App
-  containers start, all at once, only after every init container is done; once any app
-  container has run, the pod stays initialized (regular init containers never run again).
+- Init containers run one at a time in spec order, each to exit 0 before the next starts;
+  as in kubelet, the latest one that has run decides what happens next. Sidecars (init
+  containers with restartPolicy Always) count as done once running and started (startup
+  probe True, when they have one), and are always restarted. A failed init container is
+  restarted unless the pod's policy is Never (then the pod Fails). App containers start, all
+  at once, only after the init containers are done; once any app container has run, the pod
+  stays initialized (regular init containers never run again).
 - An exited container restarts per policy (Always; OnFailure when the exit code is not 0;
   Never: not at all), after a back-off counted from its finished_at: none for the first
   restart, then 10 s doubling to 300 s (kubelet's MaxContainerBackOff). A run that lasted
@@ -22,7 +24,8 @@ Rules (upstream's):
   restarted per policy when it has exited. While its startup probe has not said True, its
   liveness and readiness are not consulted and it is neither started nor ready.
 - Once every app container has exited for good (policy Never/OnFailure), sidecars are
-  stopped, last first, and nothing starts again.
+  stopped, last first, and nothing starts again. A pod already written Succeeded/Failed
+  keeps that phase and has whatever still runs stopped.
 """
 
 from __future__ import annotations
@@ -192,7 +195,6 @@ class _Builder:
     actions: list = field(default_factory=list)
     waits: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> waiting state
     recheck: float | None = None
-    starts: bool = True        # False once the pod is finished: nothing starts any more
 
     def _later(self, at: float) -> None:
         self.recheck = at if self.recheck is None else min(self.recheck, at)
@@ -203,8 +205,6 @@ class _Builder:
         name, view = c["name"], self.view
         if name in view.waiting:
             self.waits[name] = view.waiting[name]
-            return False
-        if not self.starts:
             return False
         if run is not None:
             at = restart_at(run)
@@ -344,11 +344,11 @@ def plan(pod: dict, view: ContainersView) -> Plan:
                 elif should_restart(policy, run.exit_code):
                     b.start(c, run)
     if finished:
-        b.starts = False
-        # kubelet kills the pod: the sidecars still running stop, last first
-        for c in reversed(inits):
+        # kubelet kills the pod: app containers (only a pod written terminal by someone else
+        # can still have some), then the sidecars, last first
+        for c in (*apps, *reversed(inits)):
             run = runs.get(c["name"])
-            if _is_sidecar(c) and run is not None and run.exit_code is None:
+            if run is not None and run.exit_code is None:
                 b.kill(c["name"], _grace(pod, None), f"Stopping container {c['name']}")
         for c in apps:     # an image still missing shows as such
             if c["name"] not in runs and c["name"] in view.waiting:
