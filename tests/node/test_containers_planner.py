@@ -515,6 +515,14 @@ def test_pod_written_terminal_by_someone_else_has_its_containers_stopped():
     assert cond(p, "Ready")["reason"] == "PodFailed"
 
 
+def test_pod_being_deleted_starts_nothing():
+    p0 = pod(policy="Always")
+    p0["metadata"]["deletionTimestamp"] = rfc3339(T)
+    p = plan(p0, view(runs={"app": exited(1, end=T - 1)}))
+    assert p.actions == [] and p.recheck is None
+    assert state(p, "app")[0] == "terminated"
+
+
 def test_terminated_state_has_every_field():
     run = Run(restart=0, started_at=T - 10, exit_code=137, reason="OOMKilled",
               message="out of memory", finished_at=T - 2)
@@ -716,8 +724,8 @@ class PodContainers(RuleBasedStateMachine):
         if self.policy == "Always":
             assert phase not in ("Succeeded", "Failed")
         if phase in ("Succeeded", "Failed"):
-            assert self.plan.recheck is None or not any(
-                isinstance(a, StartContainer) for a in self.plan.actions)
+            assert not any(isinstance(a, StartContainer) for a in self.plan.actions)
+            assert self.plan.recheck is None
         if phase == "Succeeded":
             assert all(self.runs[c["name"]].exit_code == 0 for c in self.apps)
         if not self.app_started:

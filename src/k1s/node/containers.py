@@ -25,7 +25,8 @@ Rules (upstream's):
   liveness and readiness are not consulted and it is neither started nor ready.
 - Once every app container has exited for good (policy Never/OnFailure), sidecars are
   stopped, last first, and nothing starts again. A pod already written Succeeded/Failed
-  keeps that phase and has whatever still runs stopped.
+  keeps that phase and has whatever still runs stopped. A pod being deleted starts
+  nothing (its containers are the deletion path's to stop).
 """
 
 from __future__ import annotations
@@ -331,7 +332,9 @@ def plan(pod: dict, view: ContainersView) -> Plan:
         not _is_sidecar(c) and c["name"] in runs and runs[c["name"]].exit_code not in (None, 0)
         for c in inits)
     finished = old_phase in TERMINAL or init_failed or _finished(pod, apps, runs)
-    if not finished:
+    # a pod being deleted is stopped by the agent's deletion path: nothing (re)starts
+    deleting = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+    if not finished and not deleting:
         init_done = _walk_init(b, inits, initialized)
         if init_done or initialized:
             policy = _policy(pod)
@@ -343,7 +346,7 @@ def plan(pod: dict, view: ContainersView) -> Plan:
                     _check_probes(b, c, run, sidecar=False)
                 elif should_restart(policy, run.exit_code):
                     b.start(c, run)
-    if finished:
+    if finished and not deleting:
         # kubelet kills the pod: app containers (only a pod written terminal by someone else
         # can still have some), then the sidecars, last first
         for c in (*apps, *reversed(inits)):
