@@ -24,7 +24,7 @@ from hypothesis import given, strategies as st
 from k1s.node import probes
 from k1s.node.probes import Outcome, ProbeManager, Run, Target, step
 
-from runtime_util import needs_root, pids_in_pid_ns, pod, runtime, sh  # noqa: F401 - fixture
+from runtime_util import pids_in_pid_ns, pod, runtime, sh  # noqa: F401 - runtime: fixture
 
 TIMEOUT = 30.0                   # generous: noisy machines, never a timing assertion
 FAST = {"periodSeconds": 0.05, "timeoutSeconds": 5}
@@ -254,6 +254,40 @@ async def test_grpc_and_unknown_ports():
     assert not got.ok and not got.errored and "grpc probes are not supported" in got.detail
     got = await probes.run_check({"tcpSocket": {"port": "admin"}}, LOCAL, {"name": "c"}, 1)
     assert got.errored and "'admin' not found" in got.detail
+
+
+async def test_http_server_closing_without_an_answer():
+    async def hang_up(_reader, writer):
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        got = await probes.check_http(LOCAL, _get(port, "/"), {}, 5)
+    assert got == Outcome(False, f'Get "http://127.0.0.1:{port}/": EOF')
+
+
+async def test_errored_tries_are_not_counted_but_failures_are():
+    """An unknown named port errors (kubelet throws such a try away: the result stays
+    absent); an unsupported grpc probe fails and counts."""
+    events = []
+    m = ProbeManager(on_change=lambda _u: None, on_event=lambda _p, *a: events.append(a))
+    p = pod("web-0", [{"name": "c", "ports": [{"name": "http", "containerPort": 80}],
+                       "readinessProbe": {"tcpSocket": {"port": "admin"},
+                                          "failureThreshold": 1, **FAST},
+                       "livenessProbe": {"grpc": {"port": 9000}, "failureThreshold": 1,
+                                         **FAST}}])
+    uid = p["metadata"]["uid"]
+    try:
+        m.sync(p, {"c": LOCAL})
+        await eventually(lambda: sum(e[2].startswith("Readiness") for e in events) >= 3)
+        assert m.results(uid) == {("c", "liveness"): False}
+        assert ("Warning", "Unhealthy", "Readiness probe errored: port 'admin' not found in "
+                "the ports of container 'c'") in events
+        assert any(e[2].startswith("Liveness probe failed: grpc probes are not supported")
+                   for e in events)
+    finally:
+        await m.close()
 
 
 @pytest.fixture

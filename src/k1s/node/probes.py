@@ -270,8 +270,12 @@ async def _http_once(netns: str | None, url: str, headers: list[tuple[str, str]]
         lines = [f"GET {target} HTTP/1.1", f"Host: {host_header or u.netloc}"]
         lines += [f"{n}: {v}" for n, v in headers]
         lines += ["Connection: close", "", ""]
-        writer.write("\r\n".join(lines).encode("latin-1", "replace"))
-        await writer.drain()
+        try:
+            writer.write("\r\n".join(lines).encode("latin-1", "replace"))
+            await writer.drain()
+        except OSError as e:
+            raise _HTTPFailure(f"write tcp {_host_port(host, port)}: "
+                               f"{_os_error_text(e)}") from None
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError as e:
