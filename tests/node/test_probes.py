@@ -391,6 +391,22 @@ async def test_exec_exit_codes_output_and_timeout(container):
     await eventually(lambda: pids_in_pid_ns(pid_ns) == [t.pid])
 
 
+def test_exec_timeout_kills_the_command_under_uvloop(container):
+    """`k1s up` runs on uvloop, whose spawned children start with signals blocked: a timed-out
+    command must still die, and nothing be left in the container."""
+    import uvloop
+    _rt, _p, t = container
+    pid_ns = os.readlink(f"/proc/{t.pid}/ns/pid")
+
+    async def run():
+        got = await probes.check_exec(t, {"command": ["sleep", "1000"]}, 0.5)
+        assert got == Outcome(False, 'command "sleep 1000" timed out')
+        assert await probes.check_exec(t, {"command": ["sh", "-c", "exit 3"]}, 5) == \
+            Outcome(False, "")
+        await eventually(lambda: pids_in_pid_ns(pid_ns) == [t.pid])
+    uvloop.run(run())
+
+
 async def test_failure_threshold_two_flips_after_two_failures(container):
     _rt, p, t = container
     uid = p["metadata"]["uid"]

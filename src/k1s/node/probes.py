@@ -30,6 +30,7 @@ import ipaddress
 import json
 import logging
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -367,17 +368,37 @@ async def check_exec(target: Target, action: dict, timeout: float) -> Outcome:
     try:
         _done, pending = await asyncio.wait(parts, timeout=timeout)
         if pending:
-            ex.kill()
+            _end(ex)
             return Outcome(False, f"command {json.dumps(' '.join(argv))} timed out")
         return Outcome(parts[0].result() == 0, out.decode(errors="replace"))
     except BaseException:
-        ex.kill()                       # the worker was stopped mid-try
+        _end(ex)                        # the worker was stopped mid-try
         raise
     finally:
         for t in parts:
             t.cancel()
         await asyncio.gather(*parts, return_exceptions=True)
         await _reap(ex)
+
+
+def _end(ex) -> None:
+    """Kill a probe's command. The waiter `spawn` leaves between us and the command kills it
+    on SIGTERM, but a waiter forked under uvloop may have SIGTERM blocked: so the command (the
+    waiter's child) gets SIGKILL directly too, and the waiter, blocked in waitpid, reaps it and
+    exits with it."""
+    pid = ex.proc.pid
+    if ex.proc.returncode is None:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                children = [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            children = []
+        for child in children:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    ex.kill()
 
 
 async def _reap(ex) -> None:
