@@ -32,7 +32,27 @@ def rtnl(path: str) -> IPRoute:
         raise RuntimeError("netlink calls block: run them in a worker thread "
                            "(asyncio.to_thread), not on the event loop")
     sock = netns.socket_in(path, socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
-    return IPRoute(fileno=sock.detach())
+    return _RTNL(sock.detach())
+
+
+class _RTNL(IPRoute):
+    """IPRoute on a stdlib event loop of its own: pyroute2 runs one per handle, and under
+    `k1s up` the default loop policy is uvloop's, which cannot open netlink sockets."""
+
+    def __init__(self, fileno: int):
+        self._own_loop = asyncio.SelectorEventLoop()
+        try:
+            super().__init__(fileno=fileno, use_event_loop=self._own_loop)
+        except BaseException:
+            self._own_loop.close()
+            raise
+
+    def close(self, *args, **kwargs):
+        try:
+            return super().close(*args, **kwargs)
+        finally:
+            if not self._own_loop.is_closed():
+                self._own_loop.close()
 
 
 def find_link(ipr: IPRoute, name: str):

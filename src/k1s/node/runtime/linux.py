@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import signal
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -55,6 +56,25 @@ def _check(rc: int, what: str) -> None:
     if rc != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+_SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine)
+_libc.syscall.restype = ctypes.c_long
+
+
+def fork_without_handlers() -> int:
+    """fork(2) as a bare clone system call, for a process that is single-threaded and has
+    closed the descriptors it inherited: no pthread_atfork handler runs in the child. libuv's
+    (uvloop under `k1s up`) would close and re-create its signal pipe under the descriptor
+    numbers it had in the agent, which here already belong to something else (e.g. the pod's
+    namespace files a container is about to join). Returns like os.fork()."""
+    if _SYS_CLONE is None:
+        return os.fork()
+    pid = _libc.syscall(_SYS_CLONE, signal.SIGCHLD, 0, 0, 0, 0)
+    if pid < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"clone: {os.strerror(err)}")
+    return pid
 
 
 def unshare(flags: int) -> None:

@@ -214,7 +214,7 @@ def _monitor(data_dir: str, cdir: str, holder: Holder, spec: ContainerSpec,
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     exc_r, exc_w = os.pipe2(os.O_CLOEXEC)
     linux.unshare(linux.CLONE_NEWPID)
-    pid = os.fork()
+    pid = linux.fork_without_handlers()                # see there: our fds must stay ours
     if pid == 0:                                       # PID 1 of the container's namespace
         try:
             for fd in (out_r, err_r, go_w, exc_r, ready_w):

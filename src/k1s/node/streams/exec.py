@@ -25,6 +25,8 @@ import struct
 import termios
 from dataclasses import dataclass
 
+from ..runtime import linux
+
 NAMESPACES = ("net", "uts", "ipc", "pid", "mnt")    # mnt last: /proc paths resolve before it
 PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -105,7 +107,9 @@ def _preexec(ns_fds: list[int], root_fd: int, cwd_fd: int, tty: bool, cg_fds: li
         except OSError:
             os.chdir("/")
         go_r, go_w = os.pipe()
-        child = os.fork()
+        # a bare fork: Python's own after-fork hooks cannot run in a child made by uvloop's
+        # spawn (they fail with RecursionError), and none are needed before exec
+        child = linux.fork_without_handlers()
         if child:
             # the waiter: puts the command in the container's cgroups before it runs, then
             # keeps nothing of the session's descriptors, only the grandchild's status
