@@ -90,6 +90,9 @@ def _set_ref_obj(sts: dict) -> dict:
     return {"kind": "StatefulSet", "apiVersion": "apps/v1", "metadata": meta(sts)}
 
 
+ALREADY_EXISTS_RETRY = 1.0     # seconds before a set whose pod name was taken looks again
+
+
 class _Recent:
     """Objects this controller wrote, per set, until the informer has seen their version.
 
@@ -262,6 +265,14 @@ class StatefulSetController:
         key = self._owner_key(pod)
         if key:
             self._paced(key)
+            return
+        # a pod of a deleted set of the same name (delete + create again): its name is free
+        # now, and the new set may be waiting to create its pod under that name
+        ref = controller_of(pod)
+        if ref is not None and ref.get("kind") == "StatefulSet":
+            key = f"{meta(pod).get('namespace', '')}/{ref.get('name', '')}"
+            if self.sets.get_by_key(key) is not None:
+                self._paced(key)
 
     def _claim_changed(self, claim: dict) -> None:
         ns = meta(claim).get("namespace", "")
@@ -535,7 +546,11 @@ class StatefulSetController:
                 got = await self.client.create(POD, op.obj, m["namespace"])
             except ApiError as e:
                 if e.is_already_exists():
-                    raise _Quiet() from e       # our view lagged: the next sync sees it
+                    # our view lagged, or a namesake of another owner (a deleted set's pod,
+                    # being collected) holds the name: look again soon, as upstream's
+                    # rate-limited requeue does
+                    self.queue.add_after(key, ALREADY_EXISTS_RETRY)
+                    raise _Quiet() from e
                 raise
             self.recent_pods.wrote(key, m["name"], got)
         elif op.kind == "update-pod":
