@@ -43,6 +43,13 @@ log = logging.getLogger(__name__)
 # without bound; each round lets at least one of the writers racing on a key through, so this
 # many concurrent writers of one object all succeed.
 MAX_UPDATE_RETRIES = 64
+# Unknown fields dropped with a warning even under fieldValidation=Strict, where upstream
+# refuses them: the user's source document puts the RBD *StorageClass* parameters imageformat
+# and imagefeatures in its PersistentVolume, and its walkthrough (the acceptance scenario)
+# must apply it. Only these two paths; everything else is as strict as upstream
+# (docs/compatibility.md).
+TOLERATED_UNKNOWN = frozenset({("PersistentVolume", "spec.rbd.imageformat"),
+                               ("PersistentVolume", "spec.rbd.imagefeatures")})
 # How many generated names to try before giving up on a create with generateName.
 GENERATE_NAME_RETRIES = 8
 
@@ -279,6 +286,11 @@ class ObjectStore:
         except schema.DecodeError as e:
             raise bad_request(f'{r.kind} in version "{r.version}" cannot be handled as a '
                               f'{r.kind}: {e}')
+        if unknown:
+            tolerated = [u for u in unknown if (r.kind, u) in TOLERATED_UNKNOWN]
+            if tolerated and opts.field_validation != "Ignore":
+                opts.warnings.extend(f'unknown field "{u}"' for u in tolerated)
+            unknown = [u for u in unknown if (r.kind, u) not in TOLERATED_UNKNOWN]
         if unknown:
             if opts.field_validation == "Strict":
                 raise bad_request(
