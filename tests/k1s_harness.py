@@ -45,6 +45,7 @@ class Cluster:
     data_dir: str
     proc: subprocess.Popen
     log_path: str
+    netns_prefix: str = ""
 
 
 def start_cluster(workdir: str, *extra: str, timeout: float = 20.0) -> Cluster:
@@ -53,9 +54,12 @@ def start_cluster(workdir: str, *extra: str, timeout: float = 20.0) -> Cluster:
     kc = os.path.join(workdir, "kubeconfig")
     log_path = os.path.join(workdir, "k1s.log")
     log = open(log_path, "wb")
+    # each cluster's node gets its own network namespace names, so clusters never share one
+    prefix = "t" + os.urandom(5).hex()
+    env = dict(os.environ, K1S_NETNS_PREFIX=prefix)
     proc = subprocess.Popen([sys.executable, "-m", "k1s.cli.main", "up", "--port", "0",
                              "--data-dir", data, "--kubeconfig", kc, *extra],
-                            stdout=subprocess.PIPE, stderr=log, cwd=workdir)
+                            stdout=subprocess.PIPE, stderr=log, cwd=workdir, env=env)
     deadline = time.monotonic() + timeout
     url = None
     assert proc.stdout is not None
@@ -70,17 +74,22 @@ def start_cluster(workdir: str, *extra: str, timeout: float = 20.0) -> Cluster:
         proc.kill()
         proc.wait()
         raise RuntimeError("k1s up did not start:\n" + open(log_path).read())
-    return Cluster(url, kc, data, proc, log_path)
+    return Cluster(url, kc, data, proc, log_path, prefix)
 
 
 def stop_cluster(c: Cluster) -> None:
     if c.proc.poll() is None:
         c.proc.send_signal(signal.SIGTERM)
         try:
-            c.proc.wait(10)
+            c.proc.wait(30)
         except subprocess.TimeoutExpired:
             c.proc.kill()
             c.proc.wait()
+    # a cluster that was killed leaves its node's pods behind: take them down here
+    if os.geteuid() == 0:
+        from k1s.node.cleanup import remove_node_leftovers
+        left = remove_node_leftovers(c.data_dir, c.netns_prefix)
+        assert not left, f"k1s up left these behind after stopping: {left}"
 
 
 class Kubectl:

@@ -162,7 +162,7 @@ async def _up(args: argparse.Namespace) -> int:
         only = None
         if args.simulated_nodes:
             # pods must not land on a node that runs nothing: this machine is not registered
-            only = [n for n in CONTROLLERS if n not in ("node-registrar", "local-provisioner")]
+            only = [n for n in CONTROLLERS if n != "node"]
         ctx, tasks = await start_all(server.url, only)
         if args.simulated_nodes:
             from ..node.simulated import SimulatedNodes

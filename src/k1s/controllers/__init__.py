@@ -31,14 +31,11 @@ def _pv_protection(ctx) -> Any:
     return PVProtectionController(ctx)
 
 
-def _node_registrar(ctx) -> Any:
-    from k1s.node.registration import NodeRegistrar
-    return NodeRegistrar(ctx)
-
-
-def _local_provisioner(ctx) -> Any:
-    from .local_provisioner.controller import LocalProvisioner
-    return LocalProvisioner(ctx)
+def _node(ctx) -> Any:
+    # this machine's node agent (kubelet's role, with its local provisioner): `k1s up` runs
+    # it in-process unless it simulates nodes instead
+    from k1s.node.agent import NodeAgent
+    return NodeAgent(ctx)
 
 
 def _volume_expansion(ctx) -> Any:
@@ -85,8 +82,7 @@ CONTROLLERS: dict[str, Callable[[Any], Any]] = {
     "garbage-collector": _garbage_collector,
     "pvc-protection": _pvc_protection,
     "pv-protection": _pv_protection,
-    "node-registrar": _node_registrar,
-    "local-provisioner": _local_provisioner,
+    "node": _node,
     "volume-expansion": _volume_expansion,
     "persistentvolume-binder": lambda ctx: __import__("k1s.controllers.pv_binder.controller", fromlist=["_"]).PersistentVolumeBinder(ctx),
     "statefulset": _statefulset,

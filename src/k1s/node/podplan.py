@@ -8,13 +8,16 @@ The rules, in order (kubelet's pod worker, reduced to what a node decides):
    phase Succeeded/Failed) and finish the deletion (a delete with grace 0 and the pod's uid
    as precondition, as kubelet's status manager does). Until then: look again at the deadline.
 2. **Finished** (Succeeded/Failed): nothing.
-3. **Volumes not mountable** (a claim missing, not Bound, or being deleted): stay
-   ContainerCreating and report FailedMount once per distinct problem (the event recorder
-   counts repeats; claims changing wake the pod, no polling).
+3. **Volumes not mountable** (a claim missing, not Bound, or being deleted; or the runtime's
+   last mount attempt failed): stay ContainerCreating and report FailedMount once per
+   distinct problem (the event recorder counts repeats; claims changing wake the pod; a failed
+   mount is tried again at `retry_at`).
 4. **Not started**: ask the runtime to start it.
 5. **Starting** (containers ready at `ready_at` in the future): ContainerCreating (unless
    that is less than COALESCE_SECONDS away), look again at `ready_at`.
-6. **Started**: Running and Ready, with the pod's address.
+6. **Started**: Running and Ready, with the pod's address — or, when the runtime runs real
+   containers, the status it computed from them (`status`, see node/containers.py), looked at
+   again at `recheck`.
 
 Every status is written only when it differs from the pod's (see podstatus.same), so syncing a
 settled pod costs nothing. Pods with restartPolicy Never/OnFailure stay Running on a simulated
@@ -49,6 +52,9 @@ class PodView:
     ready_at: float | None = None        # when its containers are running and ready
     stopped: bool = False                # the runtime says every container has exited
     delete_cap: float = float("inf")     # longest wait before finishing a deletion
+    retry_at: float | None = None        # when a failed mount (volume_problem) is tried again
+    status: dict | None = None           # a real runtime's status for the started pod
+    recheck: float | None = None         # when that status should be computed again
 
 
 # -- actions -------------------------------------------------------------------------------------
@@ -161,6 +167,8 @@ def plan_pod(pod: dict, view: PodView) -> list[Action]:
         out = _write_if_changed(pod, podstatus.creating(pod, view.host_ip, now))
         if view.volume_problem != view.reported_problem:
             out.append(Event("Warning", "FailedMount", view.volume_problem))
+        if view.retry_at is not None:
+            out.append(Requeue(max(0.0, view.retry_at - view.now)))
         return out
     if view.started_at is None:
         return [Start()]
@@ -178,6 +186,11 @@ def plan_pod(pod: dict, view: PodView) -> list[Action]:
             out.append(Event("Warning", "FailedCreatePodSandBox",
                              "Failed to create pod sandbox: failed to allocate for range 0: "
                              "no IP addresses available in range set"))
+        return out
+    if view.status is not None:
+        out = _write_if_changed(pod, view.status)
+        if view.recheck is not None:
+            out.append(Requeue(max(0.0, view.recheck - view.now)))
         return out
     return _write_if_changed(pod, podstatus.running(pod, view.host_ip, view.pod_ip or "", now))
 

@@ -16,6 +16,12 @@ processes in namespaces):
 - `forget(uid)`: drop what it holds for a pod that is gone;
 - `adopt(uid)`: the pod's status says Running from before this process started: take over
   its containers (a simulated runtime just believes it).
+A runtime of real containers (`k1s.node.podruntime.PodRuntime`) also offers
+- `problem(uid) -> (message, retry_at) | None`: its last attempt to set the pod up failed
+  (FailedMount), and when to try again;
+- `async sync_containers(pod, pod_ip, host_ip) -> (status, recheck)`: drive the started pod's
+  containers one step (starts, restarts, kills) and return the status they make, and when to
+  look again.
 
 Status writes are JSON merge patches of the whole node-owned status (conditions and container
 statuses are replaced as lists), so they never conflict with other writers of the pod. The pod
@@ -188,7 +194,7 @@ class PodWorkers:
             if st.get("phase") == "Running":
                 node.runtime.adopt(uid)            # started before this process did
         for _ in range(3):                          # re-plan after a Start (delay 0 -> Running)
-            view = self._view(pod, node)
+            view = await self._view(pod, node)
             restart = False
             for act in podplan.plan_pod(pod, view):
                 if isinstance(act, Start):
@@ -209,7 +215,7 @@ class PodWorkers:
             if not restart:
                 return
 
-    def _view(self, pod: dict, node: NodeInfo) -> PodView:
+    async def _view(self, pod: dict, node: NodeInfo) -> PodView:
         uid = pod["metadata"].get("uid", "")
         claims = {}
         ns = pod["metadata"].get("namespace", "")
@@ -217,14 +223,26 @@ class PodWorkers:
             claims[claim] = self.claims.get(claim, ns)
         state = node.runtime.state(uid)
         pod_ip = node.pool.get(uid)
-        if state is not None and pod_ip is None and not pod["metadata"].get("deletionTimestamp"):
+        deleting = bool(pod["metadata"].get("deletionTimestamp"))
+        if state is not None and pod_ip is None and not deleting:
             pod_ip = node.pool.allocate(uid)
+        problem = podplan.volume_problem(pod, claims)
+        retry_at = None
+        runtime_problem = getattr(node.runtime, "problem", None)
+        if problem is None and runtime_problem is not None:
+            problem, retry_at = runtime_problem(uid) or (None, None)
+        status = recheck = None
+        sync_containers = getattr(node.runtime, "sync_containers", None)
+        if sync_containers is not None and state is not None and not deleting and \
+                (pod.get("status") or {}).get("phase") not in podplan.TERMINAL:
+            status, recheck = await sync_containers(pod, pod_ip, node.host_ip)
         return PodView(now=self.clock(), host_ip=node.host_ip, pod_ip=pod_ip,
-                       volume_problem=podplan.volume_problem(pod, claims),
+                       volume_problem=problem, retry_at=retry_at,
                        reported_problem=self.reported.get(uid),
                        started_at=state[0] if state else None,
                        ready_at=state[1] if state else None,
-                       stopped=node.runtime.stopped(uid), delete_cap=self.delete_cap)
+                       stopped=node.runtime.stopped(uid), delete_cap=self.delete_cap,
+                       status=status, recheck=recheck)
 
     async def _write_status(self, pod: dict, status: dict) -> dict | None:
         m = pod["metadata"]

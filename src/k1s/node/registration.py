@@ -4,7 +4,7 @@ Upstream's kubelet registers its Node (labels kubernetes.io/hostname, os, arch),
 status (conditions, capacity/allocatable, addresses, nodeInfo) and renews
 `kube-node-lease/<node>` every 10 s (renewIntervalFraction 0.25 of the 40 s lease); the
 heartbeat itself lives in `lease.py`, shared with simulated nodes. k1s does
-the same from `k1s up` as the controller named "node-registrar". Capacity is the machine's:
+the same from `k1s up` through the node agent (`agent.NodeAgent`). Capacity is the machine's:
 cores, memory from /proc/meminfo, the data dir's filesystem as ephemeral-storage, 110 pods.
 """
 
@@ -47,25 +47,29 @@ def arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
 
 
-def node_object(name: str) -> dict:
+def node_object(name: str, pod_cidr: str | None = None) -> dict:
+    spec = {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]} if pod_cidr else {}
     return {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": name, "labels": {
                 "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": arch(), "beta.kubernetes.io/os": "linux",
                 "beta.kubernetes.io/arch": arch()}},
-            "spec": {}}
+            "spec": spec}
 
 
-def node_status(name: str, data_dir: str, previous: dict | None, now: str) -> dict:
+def node_status(name: str, data_dir: str, previous: dict | None, now: str,
+                stream_port: int = 0, conditions: list[dict] | None = None) -> dict:
     """The status to write: Ready=True and the pressure conditions False (see
-    lease.healthy_conditions), this machine's capacity, addresses and nodeInfo."""
+    lease.healthy_conditions) unless `conditions` says otherwise, this machine's capacity,
+    addresses and nodeInfo; `stream_port` is where the node serves exec/logs/port-forward
+    (kubelet's port, read by the API server)."""
     cap = capacity(data_dir)
     uname = platform.uname()
     return {"capacity": cap, "allocatable": dict(cap),
-            "conditions": healthy_conditions(previous, now),
+            "conditions": conditions or healthy_conditions(previous, now),
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
                           {"type": "Hostname", "address": name}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": stream_port}},
             "nodeInfo": {"machineID": "", "systemUUID": "", "bootID": "",
                          "kernelVersion": uname.release, "osImage": "k1s",
                          "containerRuntimeVersion": "k1s://0.1", "kubeletVersion": "v1.32.0-k1s",

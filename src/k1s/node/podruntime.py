@@ -1,0 +1,568 @@
+"""`PodRuntime`: the real node's pods behind `pods.PodWorkers` — volumes, network, sandbox,
+containers and probes, acting on the pure container planner (`containers.plan`).
+
+Per pod, in kubelet's order:
+1. `start(pod)` prepares it: volumes set up (`podvolumes.VolumeManager`; a failure is kept as
+   the pod's `problem`, a FailedMount message, and tried again after a back-off), an address
+   from the node's pod CIDR, the pod's network namespace (`network.PodNetwork`), the sandbox
+   holder (`runtime.ProcessRuntime.ensure_sandbox`). Only then is the pod "started".
+2. `sync_containers(pod, ...)` is called on every sync of a started pod: it reads the
+   containers' runs from the runtime, asks `containers.plan` what to do, does it (start a
+   container with its resolved environment and mounts, kill one whose liveness failed,
+   record events), re-plans once things were started, keeps the probes in step with the
+   running containers, and returns the status to write and when to look again.
+3. `stop(pod, grace)` runs preStop hooks, then the runtime's stop (stop signal, SIGKILL at the
+   end of the grace period); `stopped(uid)` says when every container exited.
+4. `forget(uid)` (the pod object is gone) takes everything down in the background: probes,
+   volumes, containers and sandbox, the pod's network namespace.
+
+What wakes a pod besides the API: a container exit (`watch_exits`, a cheap look at every
+started pod's container states each POLL_SECONDS), a probe result changing, and the planner's
+`recheck` (the end of a back-off). A started pod is also re-synced every RESYNC_SECONDS so its
+configMap/secret/downwardAPI volumes follow their sources, as kubelet's periodic sync does.
+
+After an agent restart (`adopt`), a pod that was running is prepared again (idempotently: the
+same volumes, the same address, the surviving sandbox) before any container is touched, and
+running containers are never started twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from k1s.client.events import EventRecorder
+
+from . import containers, envvars
+from .containers import ContainerEvent, ContainersView, KillContainer, Run, StartContainer
+from .network.bridge import NodeNetwork
+from .network.pod import PodNetwork
+from .podvolumes.manager import HostVolume, MountFailed, VolumeManager
+from .pods import AddressPool
+from .probes import ProbeManager, Target
+from .runtime import process
+from .runtime.runtime import ProcessRuntime
+from .runtime.sandbox import VolumeMount
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5           # how often started pods' containers are looked at for exits
+RESYNC_SECONDS = 60.0        # kubelet's periodic pod sync (volumes follow their sources)
+MOUNT_RETRY_FIRST = 1.0      # seconds before a failed setup is tried again, doubling ...
+MOUNT_RETRY_MAX = 32.0       # ... up to this
+NO_ADDRESS = ("Failed to create pod sandbox: failed to allocate for range 0: no IP addresses "
+              "available in range set")
+
+
+@dataclass
+class PodState:
+    """What this runtime holds for one pod."""
+    key: tuple[str, str]                       # (namespace, name), to wake the pod's sync
+    uid: str = ""
+    started_at: float | None = None            # prepared (network, sandbox): containers may run
+    prepared: bool = False                     # False after adopt(): prepare again first
+    volumes: dict[str, HostVolume] | None = None
+    volumes_at: float = 0.0                    # last successful volume setup
+    env: dict[str, dict[str, str]] = field(default_factory=dict)      # container -> env
+    config_errors: dict[str, tuple[str, str]] = field(default_factory=dict)
+    last: dict[str, Run] = field(default_factory=dict)               # previous runs
+    seen: dict[str, Run] = field(default_factory=dict)               # runs at the last sync
+    killing: dict[str, asyncio.TimerHandle | None] = field(default_factory=dict)
+    problem: tuple[str, float] | None = None   # (message, retry at) of a failed setup
+    failures: int = 0
+    stopping: asyncio.Task | None = None
+    signature: tuple = ()                      # container states at the last exit poll
+    netns: str | None = None
+
+
+def run_of(st: process.ContainerState) -> Run:
+    return Run(restart=st.restart, started_at=st.started_at, exit_code=st.exit_code,
+               reason=st.reason, message=st.message, finished_at=st.finished_at)
+
+
+def _uid(pod: dict) -> str:
+    return (pod.get("metadata") or {}).get("uid", "")
+
+
+def _all_containers(pod: dict) -> list[dict]:
+    spec = pod.get("spec") or {}
+    return list(spec.get("initContainers") or ()) + list(spec.get("containers") or ())
+
+
+def _container(pod: dict, name: str) -> dict | None:
+    for c in _all_containers(pod):
+        if c.get("name") == name:
+            return c
+    return None
+
+
+class PodRuntime:
+    def __init__(self, *, data_dir: str, network: NodeNetwork, pool: AddressPool,
+                 dns_server: str | None, fetch, claim_users=None,
+                 recorder: EventRecorder | None = None, allocatable: dict[str, str] | None = None,
+                 pids_limit: int | None = None, clock: Callable[[], float] = time.time):
+        self.data_dir = data_dir
+        self.network = network
+        self.pool = pool
+        self.fetch = fetch                       # async (kind, namespace, name) -> obj | None
+        self.claim_users = claim_users
+        self.recorder = recorder
+        self.clock = clock
+        self.volumes = VolumeManager(data_dir, allocatable=allocatable)
+        self.runtime = ProcessRuntime(data_dir, dns_server=dns_server,
+                                      netns_for=self._netns_for, pod_ip_for=self._pod_ip_for,
+                                      volumes_for=self._volumes_for, env_for=self._env_for,
+                                      pids_limit=pids_limit)
+        self.probes = ProbeManager(on_change=self._probe_changed, on_event=self._event)
+        self.pods: dict[str, PodState] = {}
+        self.wake: Callable[[tuple[str, str]], None] = lambda key: None
+        self._cleanups: set[asyncio.Task] = set()
+
+    # -- hooks the process runtime calls -----------------------------------------------------------
+    def _netns_for(self, pod: dict) -> str | None:
+        if (pod.get("spec") or {}).get("hostNetwork"):
+            return None
+        ps = self.pods.get(_uid(pod))
+        return ps.netns if ps else None
+
+    def _pod_ip_for(self, pod: dict) -> str | None:
+        return self.pool.get(_uid(pod))
+
+    def _volumes_for(self, pod: dict, c: dict) -> list[VolumeMount]:
+        ps = self.pods.get(_uid(pod))
+        vols = (ps.volumes if ps else None) or {}
+        env = ps.env.get(c.get("name", "")) if ps else None
+        return [VolumeMount(m.host_path, m.container_path, m.read_only, m.sub_path)
+                for m in VolumeManager.container_mounts(c, vols, env)]
+
+    def _env_for(self, pod: dict, c: dict) -> dict[str, str]:
+        ps = self.pods.get(_uid(pod))
+        return dict(ps.env.get(c.get("name", ""), {})) if ps else {}
+
+    # -- the PodWorkers protocol -------------------------------------------------------------------
+    def state(self, uid: str) -> tuple[float, float] | None:
+        ps = self.pods.get(uid)
+        if ps is None or ps.started_at is None:
+            return None
+        return ps.started_at, ps.started_at
+
+    def problem(self, uid: str) -> tuple[str, float] | None:
+        ps = self.pods.get(uid)
+        if ps is None or ps.problem is None:
+            return None
+        if ps.problem[1] <= self.clock():
+            return None                     # time to try again: the planner asks for a Start
+        return ps.problem
+
+    async def start(self, pod: dict) -> None:
+        ps = self._state_for(pod)
+        if await self._prepare(pod, ps):
+            ps.started_at = ps.started_at or self.clock()
+
+    def adopt(self, uid: str) -> None:
+        # The pod ran before this process: its containers may still run. It is prepared again
+        # (same address, volumes, sandbox) on its first sync; nothing is started twice.
+        self.runtime.adopt(uid)
+        rec = self.runtime.pods.get(uid)
+        if rec is None:
+            return
+        ps = self.pods.setdefault(uid, PodState(key=("", ""), uid=uid))
+        ps.started_at = rec.started_at
+        ps.prepared = False
+
+    async def stop(self, pod: dict, grace: int) -> None:
+        uid = _uid(pod)
+        ps = self.pods.get(uid)
+        if ps is None or ps.stopping is not None:
+            return
+        self.probes.forget(uid)
+        ps.stopping = asyncio.create_task(self._stop(pod, grace), name=f"stop:{uid}")
+
+    def stopped(self, uid: str) -> bool:
+        ps = self.pods.get(uid)
+        if ps is None or ps.started_at is None:
+            return True
+        return self.runtime.stopped(uid)
+
+    def forget(self, uid: str) -> None:
+        ps = self.pods.pop(uid, None)
+        if ps is not None:
+            for h in ps.killing.values():
+                if h is not None:
+                    h.cancel()
+            if ps.stopping is not None:
+                ps.stopping.cancel()
+        self.probes.forget(uid)
+        t = asyncio.create_task(self.cleanup(uid), name=f"cleanup:{uid}")
+        self._cleanups.add(t)
+        t.add_done_callback(self._cleanups.discard)
+
+    # -- preparing a pod ---------------------------------------------------------------------------
+    def _state_for(self, pod: dict) -> PodState:
+        m = pod.get("metadata") or {}
+        ps = self.pods.setdefault(_uid(pod), PodState(key=("", ""), uid=_uid(pod)))
+        ps.key = (m.get("namespace", ""), m.get("name", ""))
+        return ps
+
+    async def _prepare(self, pod: dict, ps: PodState) -> bool:
+        """Volumes, address, network namespace, sandbox. False (with `problem` set) when some
+        step failed; every step is idempotent, so preparing again converges."""
+        uid = _uid(pod)
+        if not await self._setup_volumes(pod, ps):
+            return False
+        host_network = bool((pod.get("spec") or {}).get("hostNetwork"))
+        if not host_network:
+            ip = self.pool.allocate(uid)
+            if ip is None:
+                self._fail(ps, NO_ADDRESS, "FailedCreatePodSandBox")
+                return False
+            net = PodNetwork(self.network, uid)
+            try:
+                await asyncio.to_thread(net.setup, ip)
+            except (OSError, ValueError) as e:
+                self._fail(ps, f"Failed to create pod sandbox: network: {e}",
+                           "FailedCreatePodSandBox")
+                return False
+            ps.netns = net.path
+        try:
+            self.runtime.ensure_sandbox(pod)
+        except (OSError, ValueError) as e:
+            self._fail(ps, f"Failed to create pod sandbox: {e}", "FailedCreatePodSandBox")
+            return False
+        ps.problem, ps.failures, ps.prepared = None, 0, True
+        return True
+
+    async def _setup_volumes(self, pod: dict, ps: PodState) -> bool:
+        try:
+            ps.volumes = await self.volumes.setup(pod, self.fetch, self.claim_users)
+        except MountFailed as e:
+            ps.volumes = e.volumes
+            self._fail(ps, e.messages[0] if e.messages else str(e), None)
+            return False
+        except Exception as e:       # the API or the disk: tried again like a mount failure
+            log.warning("volume setup of pod %s/%s failed: %s", *ps.key, e)
+            self._fail(ps, f"Unable to attach or mount volumes: {e}", None)
+            return False
+        ps.volumes_at = self.clock()
+        return True
+
+    def _fail(self, ps: PodState, message: str, reason: str | None) -> None:
+        """Keep the failure as the pod's problem (reported by the pod planner as FailedMount)
+        until a back-off passes; sandbox failures are reported here as their own event."""
+        delay = min(MOUNT_RETRY_MAX, MOUNT_RETRY_FIRST * 2 ** ps.failures)
+        ps.failures += 1
+        if reason is not None and (ps.problem is None or ps.problem[0] != message) and \
+                self.recorder is not None:
+            self.recorder.event(self._pod_ref(ps), "Warning", reason, message)
+        ps.problem = (message, self.clock() + delay)
+
+    def _pod_ref(self, ps: PodState) -> dict:
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"namespace": ps.key[0], "name": ps.key[1], "uid": ps.uid}}
+
+    # -- containers ----------------------------------------------------------------------------------
+    async def sync_containers(self, pod: dict, pod_ip: str | None,
+                              host_ip: str) -> tuple[dict | None, float | None]:
+        uid = _uid(pod)
+        ps = self._state_for(pod)
+        now = self.clock()
+        if not ps.prepared or now - ps.volumes_at >= RESYNC_SECONDS:
+            if not ps.prepared:
+                ok = await self._prepare(pod, ps)
+            else:
+                ok = await self._setup_volumes(pod, ps)
+            if not ok:
+                return None, ps.problem[1] if ps.problem else None
+        if (pod.get("spec") or {}).get("hostNetwork"):
+            pod_ip = host_ip
+        plan = None
+        for _ in range(3):                 # act, then plan again with what was started
+            # probes first: a container's new run must not be judged by its last run's results
+            self._sync_probes(pod, ps, pod_ip or "")
+            view = self._containers_view(pod, ps, pod_ip or "", host_ip)
+            plan = containers.plan(pod, view)
+            started = False
+            for act in plan.actions:
+                if isinstance(act, StartContainer):
+                    started |= self._start_container(pod, ps, act.name, pod_ip or "", host_ip)
+                elif isinstance(act, KillContainer):
+                    self._kill_container(pod, ps, act)
+                elif isinstance(act, ContainerEvent):
+                    self._event(pod, act.type, act.reason, act.message)
+            if not started:
+                break
+        self._sync_probes(pod, ps, pod_ip or "")
+        recheck = now + RESYNC_SECONDS
+        if plan.recheck is not None:
+            recheck = min(recheck, plan.recheck)
+        return plan.status, recheck
+
+    def _containers_view(self, pod: dict, ps: PodState, pod_ip: str,
+                         host_ip: str) -> ContainersView:
+        uid = _uid(pod)
+        runs = {n: run_of(st) for n, st in self.runtime.container_states(uid).items()}
+        for name, run in runs.items():
+            seen = ps.seen.get(name)
+            if seen is not None and run.restart > seen.restart and seen.exit_code is not None:
+                ps.last[name] = seen          # the run before this one, for lastState
+        for name in list(ps.killing):          # a killed container exited: its kill is done
+            run = runs.get(name)
+            if run is None or run.exit_code is not None:
+                timer = ps.killing.pop(name)
+                if timer is not None:
+                    timer.cancel()
+        ps.seen = runs
+        for name, run in runs.items():
+            if name not in ps.last and run.restart > 0:
+                prev = _last_state_from_status(pod, name)
+                if prev is not None:
+                    ps.last[name] = prev
+        waiting = dict(self.runtime.waiting(uid))
+        waiting.update(ps.config_errors)
+        return ContainersView(now=self.clock(), host_ip=host_ip, pod_ip=pod_ip, runs=runs,
+                              last=dict(ps.last), waiting=waiting,
+                              probes=self.probes.results(uid),
+                              killing=frozenset(ps.killing))
+
+    def _start_container(self, pod: dict, ps: PodState, name: str, pod_ip: str,
+                         host_ip: str) -> bool:
+        c = _container(pod, name)
+        if c is None:
+            return False
+        uid = _uid(pod)
+        lookup = self._lookup
+        try:
+            env = envvars.container_env(pod, c, lookup, pod_ip=pod_ip, host_ip=host_ip,
+                                        allocatable=self.volumes.allocatable)
+            bad = self.volumes.check_sub_paths(pod, ps.volumes or {}, {name: env})
+            if name in bad:
+                raise envvars.ConfigError(bad[name])
+            missing = [m.get("name") for m in c.get("volumeMounts") or ()
+                       if m.get("name") not in (ps.volumes or {})]
+            if missing:
+                raise envvars.ConfigError(f"volume {missing[0]!r} is not set up")
+        except envvars.ConfigError as e:
+            if ps.config_errors.get(name, ("", ""))[1] != str(e):
+                self._event(pod, "Warning", "Failed", f"Error: {e}")
+            ps.config_errors[name] = (envvars.ConfigError.reason, str(e))
+            return False
+        ps.config_errors.pop(name, None)
+        ps.env[name] = env
+        command, args = envvars.expand_command(c, env)
+        c = dict(c)
+        if command is not None:
+            c["command"] = command
+        if args is not None:
+            c["args"] = args
+        try:
+            st = self.runtime.start_container(pod, c)
+        except (OSError, ValueError) as e:
+            ps.config_errors[name] = ("RunContainerError", str(e))
+            self._event(pod, "Warning", "Failed", f"Error: {e}")
+            return False
+        if st is None:                       # the image cannot run: see runtime.waiting
+            return False
+        log.debug("started container %s of pod %s/%s (pid %s)", name, *ps.key, st.pid)
+        return True
+
+    def _kill_container(self, pod: dict, ps: PodState, act: KillContainer) -> None:
+        if act.name in ps.killing:
+            return
+        st = self.runtime.container_states(_uid(pod)).get(act.name)
+        if st is None or st.exit_code is not None:
+            return
+        rec = self.runtime.pods.get(_uid(pod))
+        sig = rec.stop_signals.get(act.name, signal.SIGTERM) if rec else signal.SIGTERM
+        process.signal_container(st, sig)
+        loop = asyncio.get_running_loop()
+        ps.killing[act.name] = loop.call_later(max(0, act.grace), process.signal_container,
+                                               st, signal.SIGKILL)
+
+    def _sync_probes(self, pod: dict, ps: PodState, pod_ip: str) -> None:
+        targets = {}
+        for name, st in self.runtime.container_states(_uid(pod)).items():
+            if st.exit_code is None and name not in ps.killing:
+                targets[name] = Target(pid=st.pid, netns=ps.netns, pod_ip=pod_ip, run=st.restart)
+        self.probes.sync(pod, targets)
+
+    def _probe_changed(self, uid: str) -> None:
+        ps = self.pods.get(uid)
+        if ps is not None:
+            self.wake(ps.key)
+
+    def _event(self, pod: dict, type_: str, reason: str, message: str) -> None:
+        if self.recorder is not None:
+            self.recorder.event(pod, type_, reason, message)
+
+    def _lookup(self, kind: str, ns: str, name: str):
+        # envvars is pure and synchronous: the agent's fetch is backed by informers, whose
+        # caches answer without waiting (fetch_cached)
+        getter = getattr(self.fetch, "cached", None)
+        return getter(kind, ns, name) if getter is not None else None
+
+    # -- exits ---------------------------------------------------------------------------------------
+    def poll_exits(self) -> None:
+        """Wake every started pod whose containers' states changed since the last look."""
+        for uid, ps in list(self.pods.items()):
+            if ps.started_at is None or not ps.prepared or ps.key == ("", ""):
+                continue
+            rec = self.runtime.pods.get(uid)
+            sig = tuple((n, s.restart, s.exit_code)
+                        for n, s in sorted(self.runtime.container_states(uid).items())) \
+                if rec else ()
+            if sig != ps.signature:
+                ps.signature = sig
+                self.wake(ps.key)
+
+    async def watch_exits(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                self.poll_exits()
+            except Exception:                # one unreadable pod must not stop the others
+                log.exception("looking at container states failed")
+
+    # -- stopping ------------------------------------------------------------------------------------
+    async def _stop(self, pod: dict, grace: int) -> None:
+        uid = _uid(pod)
+        begun = time.monotonic()
+        hooks = [c for c in (pod.get("spec") or {}).get("containers") or ()
+                 if ((c.get("lifecycle") or {}).get("preStop"))]
+        if hooks:
+            try:
+                await asyncio.wait_for(asyncio.gather(
+                    *(self._pre_stop(pod, c) for c in hooks), return_exceptions=True),
+                    timeout=max(0, grace))
+            except asyncio.TimeoutError:
+                pass
+        left = max(0, int(grace - (time.monotonic() - begun)))
+        await self.runtime.stop(pod, left)
+        ps = self.pods.get(uid)
+        if ps is not None:
+            self.wake(ps.key)
+
+    async def _pre_stop(self, pod: dict, c: dict) -> None:
+        from .streams import exec as execmod
+        hook = (c.get("lifecycle") or {}).get("preStop") or {}
+        st = self.runtime.container_states(_uid(pod)).get(c.get("name", ""))
+        if st is None or st.exit_code is not None:
+            return
+        if hook.get("exec"):
+            try:
+                ex = await execmod.spawn(st.pid, list(hook["exec"].get("command") or []),
+                                         stdin=False, tty=False, stderr=True)
+                await ex.proc.communicate()
+            except OSError as e:
+                self._event(pod, "Warning", "FailedPreStopHook",
+                            f"PreStopHook failed: {e}")
+        elif hook.get("sleep"):
+            await asyncio.sleep(int((hook["sleep"] or {}).get("seconds") or 0))
+        elif hook.get("httpGet"):
+            ps = self.pods.get(_uid(pod))
+            err = await _http_hook(hook["httpGet"], c, ps.netns if ps else None,
+                                   self.pool.get(_uid(pod)) or "")
+            if err:
+                self._event(pod, "Warning", "FailedPreStopHook", f"PreStopHook failed: {err}")
+
+    async def cleanup(self, uid: str) -> None:
+        """Take down what a pod that is gone left: volumes, containers and files, network."""
+        try:
+            await self.volumes.teardown(uid)
+        except Exception as e:
+            log.warning("tearing down the volumes of pod %s: %s", uid, e)
+        try:
+            await asyncio.to_thread(self.runtime.forget, uid)
+        except Exception as e:
+            log.warning("removing pod %s: %s", uid, e)
+        try:
+            await asyncio.to_thread(PodNetwork(self.network, uid).teardown)
+        except Exception as e:
+            log.warning("removing the network of pod %s: %s", uid, e)
+
+    async def shutdown(self, grace: float = 2.0) -> None:
+        """The node goes down: every container stopped (stop signal, SIGKILL after `grace`),
+        volumes unmounted, network namespaces removed. Pod directories (logs, exit states)
+        stay: the next start finds the pods exited and restarts them by their policy."""
+        await self.probes.close()
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
+        uids = list(self.pods)
+        for uid in uids:
+            self.runtime.signal(uid, None)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(
+                not self.runtime.stopped(u) for u in uids if u in self.runtime.pods):
+            await asyncio.sleep(0.05)
+        for uid in uids:
+            self.runtime.kill(uid)
+        for uid in uids:
+            for name in self.runtime.container_states(uid):
+                await asyncio.to_thread(_wait_exit, self.data_dir, uid, name)
+            self.runtime.stopped(uid)
+            rec = self.runtime.pods.get(uid)
+            if rec is not None and rec.holder is not None:
+                from .runtime import sandbox
+                sandbox.stop_holder(rec.holder)
+                rec.holder = None
+            try:
+                await self.volumes.teardown(uid)
+            except Exception as e:
+                log.warning("tearing down the volumes of pod %s: %s", uid, e)
+            try:
+                await asyncio.to_thread(PodNetwork(self.network, uid).teardown)
+            except Exception as e:
+                log.warning("removing the network of pod %s: %s", uid, e)
+
+
+async def _http_hook(get: dict, c: dict, netns: str | None, pod_ip: str) -> str:
+    """A preStop httpGet hook: GET the path inside the pod's network; '' or what failed."""
+    from .network import forward
+    port = get.get("port")
+    if isinstance(port, str) and not port.isdigit():
+        port = next((p.get("containerPort") for p in c.get("ports") or ()
+                     if p.get("name") == port), None)
+    host = get.get("host") or pod_ip
+    if not port or not host:
+        return f"invalid port {get.get('port')!r}"
+    try:
+        if netns is None:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 10)
+        else:
+            reader, writer = await forward.open_connection(netns, host, int(port), timeout=10)
+        writer.write(f"GET {get.get('path') or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                     f"User-Agent: kube-lifecycle/1.32\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    except (OSError, asyncio.TimeoutError) as e:
+        return f"Get \"http://{host}:{port}{get.get('path') or '/'}\": {e}"
+    return ""
+
+
+def _wait_exit(data_dir: str, uid: str, name: str) -> None:
+    from .runtime.runtime import _wait_exit as wait
+    wait(data_dir, uid, name)
+
+
+def _last_state_from_status(pod: dict, name: str) -> Run | None:
+    """The previous run as the pod's status last reported it (an agent restart lost it)."""
+    from k1s.node.podplan import parse_time
+    st = pod.get("status") or {}
+    for cs in list(st.get("initContainerStatuses") or ()) + list(st.get("containerStatuses") or ()):
+        if cs.get("name") != name:
+            continue
+        t = (cs.get("lastState") or {}).get("terminated")
+        if not t:
+            return None
+        try:
+            return Run(restart=max(0, int(cs.get("restartCount") or 0) - 1),
+                       started_at=parse_time(t["startedAt"]) if t.get("startedAt") else None,
+                       exit_code=int(t.get("exitCode") or 0), reason=t.get("reason", ""),
+                       message=t.get("message", ""),
+                       finished_at=parse_time(t["finishedAt"]) if t.get("finishedAt") else None)
+        except (KeyError, ValueError):
+            return None
+    return None
