@@ -373,6 +373,11 @@ def _in(target: Target, path: str) -> str:
     return f"/proc/{target.pid}/root{path}"
 
 
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
 async def test_exec_exit_codes_output_and_timeout(container):
     _rt, _p, t = container
     run = probes.check_exec
@@ -380,7 +385,7 @@ async def test_exec_exit_codes_output_and_timeout(container):
     assert await run(t, {"command": ["sh", "-c", "echo out; echo err >&2; exit 1"]}, 5) == \
         Outcome(False, "out\nerr\n")
     # inside the container: its own filesystem and PID namespace
-    open(_in(t, "/tmp/marker"), "w").write("here")
+    _write(_in(t, "/tmp/marker"), "here")
     assert await run(t, {"command": ["cat", "/tmp/marker"]}, 5) == Outcome(True, "here")
     got = await run(t, {"command": ["nope-not-a-command"]}, 5)
     assert not got.ok and "nope-not-a-command" in got.detail
@@ -411,7 +416,7 @@ async def test_failure_threshold_two_flips_after_two_failures(container):
     _rt, p, t = container
     uid = p["metadata"]["uid"]
     rc = _in(t, "/tmp/rc")
-    open(rc, "w").write("0")
+    _write(rc, "0")
     p["spec"]["containers"][0]["readinessProbe"] = {
         "exec": {"command": ["sh", "-c", "exit $(cat /tmp/rc)"]}, "failureThreshold": 2, **FAST}
     seen_at_event, published = [], []
@@ -422,7 +427,7 @@ async def test_failure_threshold_two_flips_after_two_failures(container):
     try:
         m.sync(p, {"c": t})
         await eventually(lambda: m.results(uid) == {("c", "readiness"): True})
-        open(rc, "w").write("1")
+        _write(rc, "1")
         await eventually(lambda: m.results(uid) == {("c", "readiness"): False})
         # the first failure did not flip it: at the second failure's event it was still True
         first, second = seen_at_event[0], seen_at_event[1]
@@ -430,7 +435,7 @@ async def test_failure_threshold_two_flips_after_two_failures(container):
         assert second == first
         assert published == [({("c", "readiness"): True}, 0),
                              ({("c", "readiness"): False}, 2)]
-        open(rc, "w").write("0")       # readiness recovers (it is never on hold)
+        _write(rc, "0")       # readiness recovers (it is never on hold)
         await eventually(lambda: m.results(uid) == {("c", "readiness"): True})
     finally:
         await m.close()
@@ -458,7 +463,7 @@ async def test_startup_gates_liveness_and_readiness_then_stops(container):
         assert all(e == ("Warning", "Unhealthy", "Startup probe failed: ") for e in events)
         assert m.results(uid) == {}                       # not started, not ready, alive
         assert not os.path.exists(_in(t, "/tmp/l"))       # liveness has not probed
-        open(_in(t, "/tmp/up"), "w").close()
+        _write(_in(t, "/tmp/up"), "")
         await eventually(lambda: m.results(uid) == {("c", "startup"): True,
                                                     ("c", "liveness"): True,
                                                     ("c", "readiness"): True})

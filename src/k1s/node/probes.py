@@ -266,6 +266,9 @@ async def _http_once(netns: str | None, url: str, headers: list[tuple[str, str]]
     except OSError as e:
         sock.close()
         raise _HTTPFailure(_os_error_text(e)) from None
+    except BaseException:               # the try's time ran out during the handshake
+        sock.close()
+        raise
     try:
         target = (u.path or "/") + (f"?{u.query}" if u.query else "")
         lines = [f"GET {target} HTTP/1.1", f"Host: {host_header or u.netloc}"]
