@@ -4,13 +4,15 @@
            [--simulated-nodes N [--simulated-pod-delay S] [--simulated-delete-cap S]
             [--simulated-allocatable cpu=32,memory=256Gi,pods=110]]
     k1s simulate-nodes N (--kubeconfig FILE | --server URL) [--prefix P] [--first-index I] ...
+    k1s node (--kubeconfig FILE | --server URL) [--data-dir DIR] [--name N] [--pod-cidr CIDR]
 
 `up` runs the store, the API server and the controllers in one process in the foreground;
 Ctrl-C or SIGTERM stops it cleanly (every acknowledged write is on disk). Imports are kept
 lazy: the command must answer kubectl within a second of starting. With `--simulated-nodes N`
 it registers N simulated nodes (k1s.node.simulated) instead of this machine's node: pods must
 not land on a node that runs nothing. `simulate-nodes` runs simulated nodes alone against an
-existing API server.
+existing API server; `node` runs this machine's node agent alone (k1s.node.agent) against
+one, e.g. a second machine's node.
 """
 
 from __future__ import annotations
@@ -64,6 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: %(default)s)")
     _simulation_flags(sim, "")
     sim.add_argument("-v", "--verbose", action="store_true")
+    node = sub.add_parser("node", help="run this machine's node agent against an existing API "
+                          "server (k1s up runs one in-process)")
+    where = node.add_mutually_exclusive_group(required=True)
+    where.add_argument("--kubeconfig", help="kubeconfig of the cluster (its current context)")
+    where.add_argument("--server", help="API server URL (no authentication)")
+    node.add_argument("--data-dir", default=_default_data_dir(),
+                      help="where the node keeps pods, logs and volumes (default: %(default)s)")
+    node.add_argument("--name", default=None,
+                      help="node name (default: $K1S_NODE_NAME, else the short hostname)")
+    node.add_argument("--pod-cidr", default=None,
+                      help="pod address range of a new Node (default: 10.244.0.0/24; a Node "
+                      "that exists keeps its own)")
+    node.add_argument("-v", "--verbose", action="store_true")
     sub.add_parser("version", help="print the k1s version")
     return p
 
@@ -227,6 +242,43 @@ async def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _node(args: argparse.Namespace) -> int:
+    from ..client.rest import APIClient
+    from ..controllers.context import ControllerContext
+    from ..node.agent import NodeAgent
+
+    if args.kubeconfig:
+        try:
+            client = APIClient.from_kubeconfig(args.kubeconfig, user_agent="k1s-node")
+        except (OSError, KeyError, ValueError) as e:
+            print(f"k1s: cannot use kubeconfig {args.kubeconfig}: {e}", file=sys.stderr)
+            return 1
+    else:
+        client = APIClient(args.server.rstrip("/"), user_agent="k1s-node")
+    ctx = ControllerContext.create(client, "kubelet")
+    agent = NodeAgent(ctx, name=args.name, data_dir=os.path.abspath(args.data_dir),
+                      pod_cidr=args.pod_cidr)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(agent.run())
+    waiter = asyncio.create_task(stop.wait())
+    print(f"k1s: node {agent.name} starting", flush=True)
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (task, waiter):
+            t.cancel()
+        await asyncio.gather(task, waiter, return_exceptions=True)
+        await ctx.close()
+        await client.close()
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        print(f"k1s: node failed: {task.exception()}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "version":
@@ -245,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_up(args))
     if args.command == "simulate-nodes":
         return asyncio.run(_simulate(args))
+    if args.command == "node":
+        return asyncio.run(_node(args))
     return 2
 
 

@@ -454,7 +454,9 @@ class PodRuntime:
         if hook.get("exec"):
             try:
                 ex = await execmod.spawn(st.pid, list(hook["exec"].get("command") or []),
-                                         stdin=False, tty=False, stderr=True)
+                                         stdin=False, tty=False, stderr=True,
+                                         env=process.read_env(self.data_dir, _uid(pod),
+                                                              c.get("name", "")))
                 await ex.proc.communicate()
             except OSError as e:
                 self._event(pod, "Warning", "FailedPreStopHook",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import json
 import os
 import select
 import shutil
@@ -160,6 +161,7 @@ def start_container(data_dir: str, uid: str, holder: Holder, spec: ContainerSpec
             os.unlink(os.path.join(cdir, f))
         except FileNotFoundError:
             pass
+    _write_env(cdir, spec.env)
     cg = Cgroup.create(uid, spec.name, spec.limits)
     lpath = log_path(data_dir, uid, spec.name, spec.restart)
     r, w = os.pipe2(os.O_CLOEXEC)
@@ -308,6 +310,27 @@ def _reap(pid: int) -> None:
 
 
 # -- state, re-adoption ------------------------------------------------------------------------
+def _write_env(cdir: str, env: dict[str, str]) -> None:
+    """The container's environment as configured, for exec (CRI exec runs commands with the
+    container's env). /proc/<pid>/environ is no substitute: nginx, like many daemons,
+    overwrites that area with its process title. Owner-only: it may hold secrets."""
+    path = os.path.join(cdir, "env.json")
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(env, f)
+    os.replace(path + ".tmp", path)
+
+
+def read_env(data_dir: str, uid: str, name: str) -> dict[str, str] | None:
+    """The environment a container was started with (None: not recorded)."""
+    try:
+        with open(os.path.join(container_dir(data_dir, uid, name), "env.json")) as f:
+            env = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else None
+
+
 def read_state(data_dir: str, uid: str, name: str) -> ContainerState | None:
     """What the files say about a container: None if it was never started."""
     cdir = container_dir(data_dir, uid, name)

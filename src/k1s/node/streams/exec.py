@@ -158,7 +158,8 @@ def _preexec(ns_fds: list[int], root_fd: int, cwd_fd: int, tty: bool, cg_fds: li
     return run
 
 
-async def spawn(pid: int, argv: list[str], *, stdin: bool, tty: bool, stderr: bool) -> Exec:
+async def spawn(pid: int, argv: list[str], *, stdin: bool, tty: bool, stderr: bool,
+                env: dict[str, str] | None = None) -> Exec:
     """Start `argv` in the container whose PID 1 is `pid`. Raises OSError (e.g. ENOENT for an
     unknown command, ESRCH when the container is gone)."""
     if not argv:
@@ -179,7 +180,9 @@ async def spawn(pid: int, argv: list[str], *, stdin: bool, tty: bool, stderr: bo
             except OSError:
                 pass                    # best effort: the command still runs, unlimited
         fds += cg_fds
-        env = container_env(pid)
+        # the container's configured environment (process.read_env) when the caller has it,
+        # else what PID 1's environ still shows
+        env = dict(env) if env is not None else container_env(pid)
         env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         if tty:
             env.setdefault("TERM", "xterm")

@@ -117,8 +117,11 @@ class StreamServer:
         ws = web.WebSocketResponse(protocols=(EXEC_PROTOCOL,), autoping=True, max_msg_size=0)
         await ws.prepare(request)
         try:
+            m = request.match_info
             ex = await execmod.spawn(st.pid, argv, stdin=stdin, tty=tty,
-                                     stderr=_bool(q.get("stderr")) and not tty)
+                                     stderr=_bool(q.get("stderr")) and not tty,
+                                     env=process.read_env(self.data_dir, m["uid"],
+                                                          m["container"]))
         except OSError as e:
             msg = (f'exec: "{argv[0] if argv else ""}": executable file not found in $PATH'
                    if isinstance(e, FileNotFoundError) else str(e))
