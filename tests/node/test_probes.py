@@ -290,6 +290,32 @@ async def test_errored_tries_are_not_counted_but_failures_are():
         await m.close()
 
 
+async def test_initial_delay_holds_the_first_try():
+    """A readiness probe still in its initial delay makes no try while a liveness probe of the
+    same container (the clock here) keeps trying."""
+    closed = _free_closed_port()
+    events = []
+    m = ProbeManager(on_change=lambda _u: None, on_event=lambda _p, *a: events.append(a[2]))
+    p = pod("web-0", [{"name": "c",
+                       "readinessProbe": {"tcpSocket": {"port": closed},
+                                          "initialDelaySeconds": 100000, **FAST},
+                       "livenessProbe": {"tcpSocket": {"port": closed},
+                                         "failureThreshold": 100000, **FAST}}])
+    try:
+        m.sync(p, {"c": LOCAL})
+        await eventually(lambda: len(events) >= 3)
+        assert set(events) == {f"Liveness probe failed: dial tcp 127.0.0.1:{closed}: "
+                               f"connect: connection refused"}
+        assert m.results(p["metadata"]["uid"]) == {}
+    finally:
+        await m.close()
+
+
+def test_container_age_counts_from_the_process_start():
+    assert 0 < probes.container_age(os.getpid()) <= probes.container_age(1)
+    assert probes.container_age(0) == 0
+
+
 @pytest.fixture
 async def pod_net(prefix):
     """One pod network namespace with an address; nothing of it reachable from the root."""

@@ -34,11 +34,13 @@ import signal
 import socket
 import ssl
 import subprocess
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable
 
 from .network import forward
+from .runtime import linux
 from .streams import exec as streams_exec
 
 log = logging.getLogger(__name__)
@@ -428,6 +430,15 @@ async def run_check(probe: dict, target: Target, container: dict, timeout: float
         return Outcome(False, str(e), errored=True)
 
 
+def container_age(pid: int) -> float:
+    """Seconds since the process `pid` started (0 when it is unknown)."""
+    ticks = linux.proc_start_time(pid) if pid > 0 else None
+    if ticks is None:
+        return 0.0
+    age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    return max(0.0, age)
+
+
 # -- the workers --------------------------------------------------------------------------------
 @dataclass
 class _Worker:
@@ -577,7 +588,9 @@ class ProbeManager:
         title = TITLES[w.kind]
         loop = asyncio.get_running_loop()
         run = Run()
-        await asyncio.sleep(s.initial_delay)
+        # the delay counts from the container's start, as kubelet's (an agent restarted
+        # under a running container does not delay its probes again)
+        await asyncio.sleep(max(0.0, s.initial_delay - container_age(w.target.pid)))
         next_at = loop.time()
         while True:
             gate = state.started.get(w.container)
