@@ -134,6 +134,9 @@ def _preexec(ns_fds: list[int], root_fd: int, cwd_fd: int, tty: bool, cg_fds: li
                 except ProcessLookupError:
                     pass
             signal.signal(signal.SIGTERM, end_command)
+            # under uvloop the child inherits libuv's blocked signal mask: without this the
+            # SIGTERM of Exec.kill() (a client gone, a probe timed out) would never arrive
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
             while True:
                 try:
                     _, status = os.waitpid(child, 0)
