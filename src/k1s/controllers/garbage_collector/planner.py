@@ -24,8 +24,9 @@ An object not being deleted, with ownerReferences, each owner classified as
   N2  some solid owner: keep it, but remove the references to dangling and waiting owners (a
       waiting owner would otherwise wait for it forever).
   N3  no solid owner, some waiting owner, and dependents of its own: delete it in Foreground
-      (first making its own references non-blocking when one of its dependents is itself
-      deleting in foreground, which breaks ownership cycles).
+      (first making its own references non-blocking when one of its dependents -- any, blocking
+      or not -- is itself deleting in foreground, which breaks ownership cycles; like upstream's
+      guard this has false positives, and the waiting owner is then released before it is gone).
   N4  otherwise all owners are gone: delete it, honouring a propagation finalizer already on it
       (orphan -> Orphan, foregroundDeletion -> Foreground), else Background.
 Cross-namespace references also produce an OwnerRefInvalidNamespace warning (N2, N4).
