@@ -44,7 +44,7 @@ DNS_PORT = 53
 HOST_IP = "127.0.0.1"             # the node's InternalIP (see registration.node_status)
 KINDS = {"ConfigMap": "configmaps", "Secret": "secrets",
          "PersistentVolumeClaim": "persistentvolumeclaims",
-         "PersistentVolume": "persistentvolumes"}
+         "PersistentVolume": "persistentvolumes", "Service": "services"}
 
 
 class Fetcher:
@@ -70,6 +70,11 @@ class Fetcher:
 
     async def __call__(self, kind: str, ns: str, name: str) -> dict | None:
         return self.cached(kind, ns, name)
+
+    def services(self, ns: str) -> list[dict]:
+        """The Services a pod of `ns` may get variables for (its namespace's and default's)."""
+        inf = self.informers["Service"]
+        return inf.list(ns) + (inf.list("default") if ns != "default" else [])
 
 
 def not_ready_conditions(previous: dict | None, now: str, message: str) -> list[dict]:
@@ -191,7 +196,7 @@ class NodeAgent:
             return workers.pods.by_index(CLAIM_INDEX, f"{ns}/{claim}")
         self.pods = PodRuntime(data_dir=self.data_dir, network=self.network, pool=pool,
                                dns_server=self.dns_ip, fetch=fetch, claim_users=claim_users,
-                               recorder=recorder)
+                               services=fetch.services, recorder=recorder)
         self.pods.wake = workers.queue.add
         workers.serve(NodeInfo(self.name, HOST_IP, pool, self.pods, recorder))
         self.workers = workers

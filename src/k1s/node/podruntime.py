@@ -37,7 +37,7 @@ from typing import Callable
 
 from k1s.client.events import EventRecorder
 
-from . import containers, envvars
+from . import containers, envvars, serviceenv
 from .containers import ContainerEvent, ContainersView, KillContainer, Run, StartContainer
 from .network.bridge import NodeNetwork
 from .network.pod import PodNetwork
@@ -103,6 +103,7 @@ def _container(pod: dict, name: str) -> dict | None:
 class PodRuntime:
     def __init__(self, *, data_dir: str, network: NodeNetwork, pool: AddressPool,
                  dns_server: str | None, fetch, claim_users=None,
+                 services: Callable[[str], list[dict]] = lambda ns: [],
                  recorder: EventRecorder | None = None, allocatable: dict[str, str] | None = None,
                  pids_limit: int | None = None, clock: Callable[[], float] = time.time):
         self.data_dir = data_dir
@@ -110,6 +111,7 @@ class PodRuntime:
         self.pool = pool
         self.fetch = fetch                       # async (kind, namespace, name) -> obj | None
         self.claim_users = claim_users
+        self.services = services                 # namespace -> Services for env variables
         self.recorder = recorder
         self.clock = clock
         self.volumes = VolumeManager(data_dir, allocatable=allocatable)
@@ -336,8 +338,10 @@ class PodRuntime:
         uid = _uid(pod)
         lookup = self._lookup
         try:
+            ns = (pod.get("metadata") or {}).get("namespace") or "default"
             env = envvars.container_env(pod, c, lookup, pod_ip=pod_ip, host_ip=host_ip,
-                                        allocatable=self.volumes.allocatable)
+                                        allocatable=self.volumes.allocatable,
+                                        service_env=serviceenv.for_pod(pod, self.services(ns)))
             bad = self.volumes.check_sub_paths(pod, ps.volumes or {}, {name: env})
             if name in bad:
                 raise envvars.ConfigError(bad[name])
