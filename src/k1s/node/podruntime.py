@@ -231,7 +231,8 @@ class PodRuntime:
                 return False
             ps.netns = net.path
         try:
-            self.runtime.ensure_sandbox(pod)
+            # forks the holder and waits for it: off the event loop, so other pods go on
+            await asyncio.to_thread(self.runtime.ensure_sandbox, pod)
         except (OSError, ValueError) as e:
             self._fail(ps, f"Failed to create pod sandbox: {e}", "FailedCreatePodSandBox")
             return False
@@ -290,7 +291,8 @@ class PodRuntime:
             started = False
             for act in plan.actions:
                 if isinstance(act, StartContainer):
-                    started |= self._start_container(pod, ps, act.name, pod_ip or "", host_ip)
+                    started |= await self._start_container(pod, ps, act.name, pod_ip or "",
+                                                           host_ip)
                 elif isinstance(act, KillContainer):
                     self._kill_container(pod, ps, act)
                 elif isinstance(act, ContainerEvent):
@@ -330,7 +332,7 @@ class PodRuntime:
                               probes=self.probes.results(uid),
                               killing=frozenset(ps.killing))
 
-    def _start_container(self, pod: dict, ps: PodState, name: str, pod_ip: str,
+    async def _start_container(self, pod: dict, ps: PodState, name: str, pod_ip: str,
                          host_ip: str) -> bool:
         c = _container(pod, name)
         if c is None:
@@ -363,7 +365,9 @@ class PodRuntime:
         if args is not None:
             c["args"] = args
         try:
-            st = self.runtime.start_container(pod, c)
+            # the start forks a monitor and waits until the container exec'd (its mounts made):
+            # tens of milliseconds that must not stall every other pod's sync
+            st = await asyncio.to_thread(self.runtime.start_container, pod, c)
         except (OSError, ValueError) as e:
             ps.config_errors[name] = ("RunContainerError", str(e))
             self._event(pod, "Warning", "Failed", f"Error: {e}")
