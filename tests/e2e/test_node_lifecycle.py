@@ -329,6 +329,44 @@ def test_pre_stop_hook_runs_before_term(k, ns, tmp_path):
         assert f.read().split() == ["prestop", "term"]
 
 
+def test_a_pod_being_deleted_shows_terminating_and_a_shorter_grace_period_ends_it(k, ns,
+                                                                                  tmp_path):
+    """kubectl shows Terminating while the grace period runs; a second delete with a shorter
+    grace period cuts it short, as kubelet honours the shorter deadline."""
+    d, vol, mount = _marks(tmp_path)
+    marker = f"long-grace-{uuid.uuid4().hex[:8]}"
+    c = container("c", volumeMounts=[mount])
+    c["command"] = ["sh", "-c", "trap '' TERM; echo up > /marks/up; while true; do sleep 1; done",
+                    marker]
+    create(k, ns, pod("slow", c, volumes=[vol], terminationGracePeriodSeconds=600))
+    running(k, ns, "slow")
+    eventually(lambda: _assert_equal(os.path.exists(os.path.join(d, "up")), True))
+    k.ok("delete", "pod", "slow", "-n", ns, "--wait=false")
+    status_is(k, ns, "slow", "Terminating")
+    assert host_has_process(marker)           # TERM is ignored: it runs on inside its grace
+    p = k("delete", "pod", "slow", "-n", ns, "--grace-period=1", "--timeout=60s")
+    assert p.returncode == 0, p
+    assert k("get", "pod", "slow", "-n", ns).returncode != 0
+    eventually(lambda: _assert_equal(host_has_process(marker), False), timeout=30)
+
+
+def test_a_running_pod_has_its_conditions_identity_and_working_dir(k, ns):
+    create(k, ns, pod("who", container("c", "pwd; hostname; sleep 3600", workingDir="/tmp")))
+    running(k, ns, "who")
+    p = pod_json(k, ns, "who")
+    conds = {c["type"]: c["status"] for c in p["status"]["conditions"]}
+    for cond in ("PodScheduled", "Initialized", "ContainersReady", "Ready"):
+        assert conds.get(cond) == "True", p["status"]["conditions"]
+    assert p["status"]["phase"] == "Running"
+    assert p["status"]["startTime"] and p["status"]["hostIP"] and p["status"]["podIP"]
+    st = cstatus(p, "c")
+    assert st["ready"] and st["started"] and st["state"]["running"]["startedAt"]
+    eventually(lambda: _assert_equal(k.ok("logs", "who", "-n", ns).split(), ["/tmp", "who"]))
+    hosts = k.ok("exec", "who", "-n", ns, "--", "cat", "/etc/hosts")
+    assert any(ln.split()[:2] == [p["status"]["podIP"], "who"] for ln in hosts.splitlines()
+               if ln.strip() and not ln.startswith("#")), hosts
+
+
 # --- bad images -----------------------------------------------------------------------------
 
 def test_unknown_image_without_command_waits_and_the_node_keeps_working(k, ns):
