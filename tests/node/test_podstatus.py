@@ -205,6 +205,37 @@ def test_stopped_status_is_terminal_and_keeps_identity():
         assert term["startedAt"] == NOW and term["finishedAt"] == "2026-01-01T00:01:00Z"
 
 
+def test_stopped_from_uses_real_exit_codes():
+    """A real runtime's terminations replace the assumed clean exits: a container killed at
+    the end of its grace period makes the terminal phase Failed (kubelet's getPhase)."""
+    running = pod(status=podstatus.running(pod(), "10.0.0.2", "10.244.0.5", NOW))
+    killed = {"name": "app", "state": {"terminated": {"exitCode": 137, "reason": "Error",
+                                                      "startedAt": NOW, "finishedAt": LATER}},
+              "ready": True, "restartCount": 2}
+    st = podstatus.stopped_from(running, "10.0.0.2", LATER, {"containerStatuses": [killed]})
+    assert st["phase"] == "Failed"
+    by = {cs["name"]: cs for cs in st["containerStatuses"]}
+    assert by["app"]["state"]["terminated"]["exitCode"] == 137
+    assert by["app"]["restartCount"] == 2 and by["app"]["ready"] is False
+    assert by["log"]["state"]["terminated"]["exitCode"] == 0      # not observed: clean exit
+    assert conds(st)["Ready"]["reason"] == "PodFailed"
+    clean = dict(killed, state={"terminated": {"exitCode": 0, "reason": "Completed"}})
+    assert podstatus.stopped_from(running, "10.0.0.2", LATER,
+                                  {"containerStatuses": [clean]})["phase"] == "Succeeded"
+
+
+def test_real_runtime_deletion_waits_for_the_exits_past_the_grace_period():
+    """Simulated containers 'exit' at the deadline; real ones are killed then and the node
+    waits for their exits (up to STOP_SLACK_SECONDS more) to report real codes."""
+    v = dict(started_at=T0, ready_at=T0, waits_for_stop=True)
+    assert kinds(plan_pod(deleting(30, 31), view(**v))) == ["Stop", "Requeue"]
+    late = 31 + podplan.STOP_SLACK_SECONDS
+    assert kinds(plan_pod(deleting(30, late), view(**v))) == ["Stop", "WriteStatus",
+                                                              "FinishDelete"]
+    assert kinds(plan_pod(deleting(30, 31), view(stopped=True, **v))) == ["WriteStatus",
+                                                                          "FinishDelete"]
+
+
 @pytest.mark.parametrize("name,p,v,expect", [
     ("new pod: start it", pod(), view(), ["Start"]),
     ("starting: creating status, look again", pod(), view(started_at=T0, ready_at=T0 + 2),

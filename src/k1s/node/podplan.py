@@ -38,6 +38,7 @@ TERMINAL = ("Succeeded", "Failed")
 # it at once (kubelet's status manager likewise writes only a pod's latest status, so a fast
 # start often goes straight from Pending to Running in the API). Saves a write per pod.
 COALESCE_SECONDS = 0.25
+STOP_SLACK_SECONDS = 10.0   # a real runtime's containers get this long past their grace
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class PodView:
     retry_at: float | None = None        # when a failed mount (volume_problem) is tried again
     status: dict | None = None           # a real runtime's status for the started pod
     recheck: float | None = None         # when that status should be computed again
+    waits_for_stop: bool = False         # real containers: finish a deletion once they exited
 
 
 # -- actions -------------------------------------------------------------------------------------
@@ -151,12 +153,19 @@ def plan_pod(pod: dict, view: PodView) -> list[Action]:
             out.append(Stop(grace))
         begun = parse_time(meta["deletionTimestamp"]) - grace
         deadline = begun + min(grace, view.delete_cap)
+        if view.waits_for_stop:
+            # the runtime kills what is left at the end of the grace period: wait for the exits
+            # (their real codes go in the final status), unless something is stuck
+            deadline += STOP_SLACK_SECONDS
         if view.stopped or view.started_at is None and view.delete_cap <= 0 or \
                 view.now >= deadline or status.get("phase") in TERMINAL:
             if view.started_at is not None and status.get("phase") not in TERMINAL:
                 # its containers have stopped: say so before the final delete, so a pod a
-                # finalizer holds shows terminated, not Running and Ready
-                out.append(WriteStatus(podstatus.stopped(pod, view.host_ip, now)))
+                # finalizer holds shows terminated, not Running and Ready (with the exit codes
+                # a real runtime saw)
+                out.append(WriteStatus(
+                    podstatus.stopped_from(pod, view.host_ip, now, view.status)
+                    if view.status is not None else podstatus.stopped(pod, view.host_ip, now)))
             out.append(FinishDelete(meta.get("uid", "")))
         else:
             out.append(Requeue(deadline - view.now))

@@ -447,7 +447,7 @@ class PodRuntime:
                     timeout=max(0, grace))
             except asyncio.TimeoutError:
                 pass
-        left = max(0, int(grace - (time.monotonic() - begun)))
+        left = max(0.0, grace - (time.monotonic() - begun))     # not rounded down to 0
         await self.runtime.stop(pod, left)
         ps = self.pods.get(uid)
         if ps is not None:

@@ -233,16 +233,21 @@ class PodWorkers:
             problem, retry_at = runtime_problem(uid) or (None, None)
         status = recheck = None
         sync_containers = getattr(node.runtime, "sync_containers", None)
-        if sync_containers is not None and state is not None and not deleting and \
+        stopped = node.runtime.stopped(uid)
+        if sync_containers is not None and state is not None and \
+                (not deleting or stopped) and \
                 (pod.get("status") or {}).get("phase") not in podplan.TERMINAL:
+            # a pod being deleted only once its containers exited: then the status is their
+            # real terminations (nothing is started for a pod being deleted)
             status, recheck = await sync_containers(pod, pod_ip, node.host_ip)
         return PodView(now=self.clock(), host_ip=node.host_ip, pod_ip=pod_ip,
                        volume_problem=problem, retry_at=retry_at,
                        reported_problem=self.reported.get(uid),
                        started_at=state[0] if state else None,
                        ready_at=state[1] if state else None,
-                       stopped=node.runtime.stopped(uid), delete_cap=self.delete_cap,
-                       status=status, recheck=recheck)
+                       stopped=stopped, delete_cap=self.delete_cap,
+                       status=status, recheck=recheck,
+                       waits_for_stop=sync_containers is not None)
 
     async def _write_status(self, pod: dict, status: dict) -> dict | None:
         m = pod["metadata"]

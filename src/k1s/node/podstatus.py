@@ -217,6 +217,33 @@ def stopped(pod: dict, host_ip: str, now: str) -> dict:
     return status
 
 
+def stopped_from(pod: dict, host_ip: str, now: str, observed: dict) -> dict:
+    """`stopped`, with the container statuses a real runtime observed (`observed`, a status
+    its containers made: real exit codes and reasons) instead of assumed clean exits; the
+    phase is Succeeded only if every container exited 0, else Failed (kubelet's getPhase for a
+    terminal pod)."""
+    status = stopped(pod, host_ip, now)
+    codes = []
+    for key in ("initContainerStatuses", "containerStatuses"):
+        seen = {cs.get("name"): cs for cs in observed.get(key) or ()}
+        out = []
+        for cs in status.get(key) or ():
+            real = seen.get(cs.get("name"))
+            if real is not None and (real.get("state") or {}).get("terminated"):
+                cs = dict(real, ready=False, started=False)
+            out.append(cs)
+            if key == "containerStatuses":
+                codes.append(((cs.get("state") or {}).get("terminated") or {}).get("exitCode", 0))
+        if out:
+            status[key] = out
+    if any(codes):
+        status["phase"] = "Failed"
+        for c in status["conditions"]:
+            if c.get("type") in ("Ready", "ContainersReady") and c.get("reason") == "PodCompleted":
+                c["reason"] = "PodFailed"
+    return status
+
+
 def not_ready(pod: dict, now: str) -> dict | None:
     """The pod's status with its Ready condition False (upstream MarkPodsNotReady), or None
     when it is not True now (nothing to write)."""
