@@ -203,30 +203,28 @@ async def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _simulate(args: argparse.Namespace) -> int:
+async def _run_component(args: argparse.Namespace, user_agent: str, what: str, make) -> int:
+    """Run one node-side component against an existing API server until SIGINT/SIGTERM:
+    `make(ctx)` returns (object with async run(), the line to print once started)."""
     from ..client.rest import APIClient
     from ..controllers.context import ControllerContext
-    from ..node.simulated import SimulatedNodes
 
     if args.kubeconfig:
         try:
-            client = APIClient.from_kubeconfig(args.kubeconfig, user_agent="k1s-simulated-nodes")
+            client = APIClient.from_kubeconfig(args.kubeconfig, user_agent=user_agent)
         except (OSError, KeyError, ValueError) as e:
             print(f"k1s: cannot use kubeconfig {args.kubeconfig}: {e}", file=sys.stderr)
             return 1
     else:
-        client = APIClient(args.server.rstrip("/"), user_agent="k1s-simulated-nodes")
+        client = APIClient(args.server.rstrip("/"), user_agent=user_agent)
     ctx = ControllerContext.create(client, "kubelet")
-    sim = SimulatedNodes(ctx, args.count, prefix=args.prefix, first_index=args.first_index,
-                         allocatable=args.allocatable, pod_delay=args.pod_delay,
-                         delete_cap=args.delete_cap, data_dir=os.path.abspath(args.data_dir))
+    component, started = make(ctx)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    task = asyncio.create_task(sim.run())
-    print(f"k1s: simulating {args.count} node(s) {sim.names[0] if sim.names else ''}"
-          f"{'...' if len(sim.names) > 1 else ''}", flush=True)
+    task = asyncio.create_task(component.run())
+    print(started, flush=True)
     waiter = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -237,46 +235,31 @@ async def _simulate(args: argparse.Namespace) -> int:
         await ctx.close()
         await client.close()
     if task.done() and not task.cancelled() and task.exception() is not None:
-        print(f"k1s: simulated nodes failed: {task.exception()}", file=sys.stderr)
+        print(f"k1s: {what} failed: {task.exception()}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _simulate(args: argparse.Namespace) -> int:
+    from ..node.simulated import SimulatedNodes
+
+    def make(ctx):
+        sim = SimulatedNodes(ctx, args.count, prefix=args.prefix, first_index=args.first_index,
+                             allocatable=args.allocatable, pod_delay=args.pod_delay,
+                             delete_cap=args.delete_cap, data_dir=os.path.abspath(args.data_dir))
+        return sim, (f"k1s: simulating {args.count} node(s) {sim.names[0] if sim.names else ''}"
+                     f"{'...' if len(sim.names) > 1 else ''}")
+    return await _run_component(args, "k1s-simulated-nodes", "simulated nodes", make)
 
 
 async def _node(args: argparse.Namespace) -> int:
-    from ..client.rest import APIClient
-    from ..controllers.context import ControllerContext
     from ..node.agent import NodeAgent
 
-    if args.kubeconfig:
-        try:
-            client = APIClient.from_kubeconfig(args.kubeconfig, user_agent="k1s-node")
-        except (OSError, KeyError, ValueError) as e:
-            print(f"k1s: cannot use kubeconfig {args.kubeconfig}: {e}", file=sys.stderr)
-            return 1
-    else:
-        client = APIClient(args.server.rstrip("/"), user_agent="k1s-node")
-    ctx = ControllerContext.create(client, "kubelet")
-    agent = NodeAgent(ctx, name=args.name, data_dir=os.path.abspath(args.data_dir),
-                      pod_cidr=args.pod_cidr)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    task = asyncio.create_task(agent.run())
-    waiter = asyncio.create_task(stop.wait())
-    print(f"k1s: node {agent.name} starting", flush=True)
-    try:
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in (task, waiter):
-            t.cancel()
-        await asyncio.gather(task, waiter, return_exceptions=True)
-        await ctx.close()
-        await client.close()
-    if task.done() and not task.cancelled() and task.exception() is not None:
-        print(f"k1s: node failed: {task.exception()}", file=sys.stderr)
-        return 1
-    return 0
+    def make(ctx):
+        agent = NodeAgent(ctx, name=args.name, data_dir=os.path.abspath(args.data_dir),
+                          pod_cidr=args.pod_cidr)
+        return agent, f"k1s: node {agent.name} starting"
+    return await _run_component(args, "k1s-node", "node", make)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -480,18 +480,30 @@ class PodRuntime:
 
     async def cleanup(self, uid: str) -> None:
         """Take down what a pod that is gone left: volumes, containers and files, network."""
-        try:
-            await self.volumes.teardown(uid)
-        except Exception as e:
-            log.warning("tearing down the volumes of pod %s: %s", uid, e)
-        try:
-            await asyncio.to_thread(self.runtime.forget, uid)
-        except Exception as e:
-            log.warning("removing pod %s: %s", uid, e)
-        try:
-            await asyncio.to_thread(PodNetwork(self.network, uid).teardown)
-        except Exception as e:
-            log.warning("removing the network of pod %s: %s", uid, e)
+        await self._take_down(uid, lambda: self.runtime.forget(uid))
+
+    async def _take_down(self, uid: str, stop_processes: Callable[[], None]) -> None:
+        """Volumes, then the processes (`stop_processes`, blocking), then the network; each
+        step is tried even when an earlier one failed."""
+        steps = (("volumes", lambda: self.volumes.teardown(uid)),
+                 ("processes", lambda: asyncio.to_thread(stop_processes)),
+                 ("network", lambda: asyncio.to_thread(PodNetwork(self.network, uid).teardown)))
+        for what, step in steps:
+            try:
+                await step()
+            except Exception as e:
+                log.warning("taking down the %s of pod %s: %s", what, uid, e)
+
+    def _halt(self, uid: str) -> None:
+        """Wait until the (killed) containers exited, then end the sandbox; files stay."""
+        for name in self.runtime.container_states(uid):
+            _wait_exit(self.data_dir, uid, name)
+        self.runtime.stopped(uid)
+        rec = self.runtime.pods.get(uid)
+        if rec is not None and rec.holder is not None:
+            from .runtime import sandbox
+            sandbox.stop_holder(rec.holder)
+            rec.holder = None
 
     async def shutdown(self, grace: float = 2.0) -> None:
         """The node goes down: every container stopped (stop signal, SIGKILL after `grace`),
@@ -509,22 +521,7 @@ class PodRuntime:
         for uid in uids:
             self.runtime.kill(uid)
         for uid in uids:
-            for name in self.runtime.container_states(uid):
-                await asyncio.to_thread(_wait_exit, self.data_dir, uid, name)
-            self.runtime.stopped(uid)
-            rec = self.runtime.pods.get(uid)
-            if rec is not None and rec.holder is not None:
-                from .runtime import sandbox
-                sandbox.stop_holder(rec.holder)
-                rec.holder = None
-            try:
-                await self.volumes.teardown(uid)
-            except Exception as e:
-                log.warning("tearing down the volumes of pod %s: %s", uid, e)
-            try:
-                await asyncio.to_thread(PodNetwork(self.network, uid).teardown)
-            except Exception as e:
-                log.warning("removing the network of pod %s: %s", uid, e)
+            await self._take_down(uid, lambda u=uid: self._halt(u))
 
 
 async def _http_hook(get: dict, c: dict, netns: str | None, pod_ip: str) -> str:
