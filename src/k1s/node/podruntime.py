@@ -13,7 +13,9 @@ Per pod, in kubelet's order:
    running containers, and returns the status to write and when to look again.
 3. `stop(pod, grace)` runs preStop hooks, then the runtime's stop (stop signal, SIGKILL at the
    end of the grace period); `stopped(uid)` says when every container exited.
-4. `forget(uid)` (the pod object is gone) takes everything down in the background: probes,
+4. `finish(uid)` (the pod reached Succeeded/Failed) takes its sandbox, volumes and network
+   down and keeps its logs; PodWorkers returns its address to the pool.
+5. `forget(uid)` (the pod object is gone) takes everything down in the background: probes,
    volumes, containers and sandbox, the pod's network namespace.
 
 What wakes a pod besides the API: a container exit (`watch_exits`, a cheap look at every
@@ -493,6 +495,13 @@ class PodRuntime:
                 await step()
             except Exception as e:
                 log.warning("taking down the %s of pod %s: %s", what, uid, e)
+
+    async def finish(self, uid: str) -> None:
+        """The pod ended (Succeeded/Failed): whatever still runs is killed, its sandbox,
+        volumes and network go; its files (logs, exit states) stay for kubectl logs."""
+        self.probes.forget(uid)
+        self.runtime.kill(uid)
+        await self._take_down(uid, lambda: self._halt(uid))
 
     def _halt(self, uid: str) -> None:
         """Wait until the (killed) containers exited, then end the sandbox; files stay."""

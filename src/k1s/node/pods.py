@@ -117,6 +117,7 @@ class NodeInfo:
     recorder: EventRecorder | None = None
     uids: set[str] = field(default_factory=set)
     adopted: bool = False       # addresses of the pods found at start are reserved
+    finished: set[str] = field(default_factory=set)   # terminal pods already taken down
 
 
 class PodWorkers:
@@ -185,12 +186,14 @@ class PodWorkers:
             # have (this process restarted): two pods must never share one
             node.adopted = True
             for other in self.pods.by_index(NODE_INDEX, node.name):
-                node.pool.adopt(other["metadata"].get("uid", ""),
-                                (other.get("status") or {}).get("podIP"))
+                ost = other.get("status") or {}
+                if ost.get("phase") not in podplan.TERMINAL:   # a finished pod's is free
+                    node.pool.adopt(other["metadata"].get("uid", ""), ost.get("podIP"))
         if uid not in node.uids:
             node.uids.add(uid)
-            node.pool.adopt(uid, (pod.get("status") or {}).get("podIP"))
             st = pod.get("status") or {}
+            if st.get("phase") not in podplan.TERMINAL:
+                node.pool.adopt(uid, st.get("podIP"))
             if st.get("phase") == "Running":
                 node.runtime.adopt(uid)            # started before this process did
         for _ in range(3):                          # re-plan after a Start (delay 0 -> Running)
@@ -213,7 +216,17 @@ class PodWorkers:
                 elif isinstance(act, Requeue):
                     self.queue.add_after(key, max(0.0, act.after))
             if not restart:
-                return
+                break
+        if (pod.get("status") or {}).get("phase") in podplan.TERMINAL and \
+                uid not in node.finished and not pod["metadata"].get("deletionTimestamp"):
+            # a finished pod keeps its object and logs, not its sandbox: the runtime takes
+            # its network and volumes down and its address goes back to the pool (kubelet
+            # stops the sandbox of a terminal pod; the address stays in its status)
+            node.finished.add(uid)
+            finish = getattr(node.runtime, "finish", None)
+            if finish is not None:
+                await finish(uid)
+            node.pool.release(uid)
 
     async def _view(self, pod: dict, node: NodeInfo) -> PodView:
         uid = pod["metadata"].get("uid", "")
@@ -279,5 +292,6 @@ class PodWorkers:
         node = self.nodes.get(node_name)
         if node is not None:
             node.uids.discard(uid)
+            node.finished.discard(uid)
             node.pool.release(uid)
             node.runtime.forget(uid)
