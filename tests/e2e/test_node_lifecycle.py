@@ -272,6 +272,44 @@ def test_a_failing_init_container_fails_a_never_restart_pod(k, ns):
     assert conds["Initialized"] == "False"
 
 
+def test_a_failing_init_container_is_restarted_under_restart_always(k, ns):
+    create(k, ns, pod("initloop", container("app", "echo app-ran; sleep 3600"),
+                      initContainers=[container("setup", "echo setup-failed; exit 1")]))
+    status_is(k, ns, "initloop", "Init:CrashLoopBackOff")
+    p = pod_json(k, ns, "initloop")
+    init = cstatus(p, "setup", "initContainerStatuses")
+    assert init["restartCount"] >= 1 and init["lastState"]["terminated"]["exitCode"] == 1
+    app = cstatus(p, "app")
+    assert "running" not in app.get("state", {}) and app.get("restartCount", 0) == 0, app
+    assert p["status"]["phase"] == "Pending"
+    assert "setup-failed" in k.ok("logs", "initloop", "-n", ns, "-c", "setup", "--previous")
+
+
+def test_a_sidecar_init_container_runs_beside_the_app(k, ns):
+    side = container("side", "while true; do echo side-tick; sleep 2; done",
+                     restartPolicy="Always")
+    create(k, ns, pod("sidecar", container("app", "sleep 3600"), initContainers=[side]))
+    r = running(k, ns, "sidecar")
+    assert r["READY"] == "2/2", r
+    p = pod_json(k, ns, "sidecar")
+    assert "running" in cstatus(p, "side", "initContainerStatuses")["state"]
+    assert "running" in cstatus(p, "app")["state"]
+    eventually(lambda: _assert_equal("side-tick" in k.ok("logs", "sidecar", "-n", ns,
+                                                         "-c", "side"), True))
+
+
+def test_a_container_exiting_zero_under_restart_always_is_restarted(k, ns):
+    create(k, ns, pod("again", container("c", "echo once; exit 0")))
+
+    def restarted():
+        st = cstatus(pod_json(k, ns, "again"), "c")
+        assert st.get("restartCount", 0) >= 1, st
+        term = st["lastState"]["terminated"]
+        assert (term["exitCode"], term["reason"]) == (0, "Completed"), st
+    eventually(restarted)
+    assert pod_json(k, ns, "again")["status"]["phase"] == "Running"
+
+
 # --- termination ----------------------------------------------------------------------------
 
 def _marks(tmp_path) -> tuple[str, dict, dict]:
@@ -365,6 +403,38 @@ def test_a_running_pod_has_its_conditions_identity_and_working_dir(k, ns):
     hosts = k.ok("exec", "who", "-n", ns, "--", "cat", "/etc/hosts")
     assert any(ln.split()[:2] == [p["status"]["podIP"], "who"] for ln in hosts.splitlines()
                if ln.strip() and not ln.startswith("#")), hosts
+
+
+def test_hostname_and_subdomain_give_the_pod_its_fqdn_and_cluster_dns(k, ns):
+    spec = pod("named", container("c", "hostname; sleep 3600"), hostname="h1", subdomain="sub")
+    create(k, ns, spec)
+    running(k, ns, "named")
+    ip = pod_json(k, ns, "named")["status"]["podIP"]
+    eventually(lambda: _assert_equal(k.ok("logs", "named", "-n", ns).split(), ["h1"]))
+    hosts = k.ok("exec", "named", "-n", ns, "--", "cat", "/etc/hosts")
+    entries = [ln.split() for ln in hosts.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert [ip, f"h1.sub.{ns}.svc.cluster.local", "h1"] in entries, hosts
+    resolv = k.ok("exec", "named", "-n", ns, "--", "cat", "/etc/resolv.conf").splitlines()
+    assert f"search {ns}.svc.cluster.local svc.cluster.local cluster.local" in resolv, resolv
+    assert any(ln.startswith("nameserver ") for ln in resolv), resolv
+
+
+def test_a_pre_stop_hook_longer_than_the_grace_period_is_cut_short(k, ns, tmp_path):
+    d, vol, mount = _marks(tmp_path)
+    marker = f"hook-outlives-grace-{uuid.uuid4().hex[:8]}"
+    c = container("c", volumeMounts=[mount], lifecycle={"preStop": {"exec": {"command": [
+        "sh", "-c", "echo prestop >> /marks/log; sleep 600"]}}})
+    c["command"] = ["sh", "-c", "trap '' TERM; echo up > /marks/up; while true; do sleep 1; done",
+                    marker]
+    create(k, ns, pod("longhook", c, volumes=[vol], terminationGracePeriodSeconds=3))
+    running(k, ns, "longhook")
+    eventually(lambda: _assert_equal(os.path.exists(os.path.join(d, "up")), True))
+    p = k("delete", "pod", "longhook", "-n", ns, "--timeout=60s")
+    assert p.returncode == 0, p
+    assert k("get", "pod", "longhook", "-n", ns).returncode != 0
+    eventually(lambda: _assert_equal(host_has_process(marker), False), timeout=30)
+    with open(os.path.join(d, "log")) as f:
+        assert f.read().split() == ["prestop"]
 
 
 # --- bad images -----------------------------------------------------------------------------
