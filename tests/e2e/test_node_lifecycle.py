@@ -310,6 +310,28 @@ def test_a_container_exiting_zero_under_restart_always_is_restarted(k, ns):
     assert pod_json(k, ns, "again")["status"]["phase"] == "Running"
 
 
+def test_a_liveness_failure_under_restart_never_fails_the_pod(k, ns):
+    c = container("c", "sleep 3600", livenessProbe={
+        "exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 1})
+    create(k, ns, pod("neverlive", c, restart="Never", terminationGracePeriodSeconds=1))
+    status_is(k, ns, "neverlive", "Error")
+    p = pod_json(k, ns, "neverlive")
+    assert p["status"]["phase"] == "Failed"
+    st = cstatus(p, "c")
+    assert st["restartCount"] == 0 and st["state"]["terminated"]["exitCode"] == 137, st
+    killing = [e for e in events(k, ns, "neverlive") if e["reason"] == "Killing"]
+    assert killing and killing[0]["message"] == "Container c failed liveness probe", killing
+
+
+@pytest.mark.xfail(strict=True, reason="the node ignores securityContext.runAsUser/runAsGroup: "
+                   "src/k1s/node has no reference to them, containers run as root")
+def test_run_as_user_and_group_are_honoured(k, ns):
+    create(k, ns, pod("user", container("c", "id -u; id -g"), restart="Never",
+                      securityContext={"runAsUser": 1000, "runAsGroup": 3000}))
+    status_is(k, ns, "user", "Completed")
+    assert k.ok("logs", "user", "-n", ns).split() == ["1000", "3000"]
+
+
 # --- termination ----------------------------------------------------------------------------
 
 def _marks(tmp_path) -> tuple[str, dict, dict]:
@@ -547,3 +569,4 @@ def test_pods_get_addresses_from_the_pod_cidr_and_reach_each_other(k, ns):
     # and the other way: the client's address is what nginx saw
     log = k.ok("logs", "web", "-n", ns)
     assert str(ips["client"]) in log, log
+
