@@ -237,7 +237,8 @@ class PodWorkers:
         state = node.runtime.state(uid)
         pod_ip = node.pool.get(uid)
         deleting = bool(pod["metadata"].get("deletionTimestamp"))
-        if state is not None and pod_ip is None and not deleting:
+        finished = (pod.get("status") or {}).get("phase") in podplan.TERMINAL
+        if state is not None and pod_ip is None and not deleting and not finished:
             pod_ip = node.pool.allocate(uid)
         problem = podplan.volume_problem(pod, claims)
         retry_at = None
