@@ -155,21 +155,41 @@ def consecutive(xs: list[int]) -> bool:
     return xs == list(range(len(xs)))
 
 
-def test_a_killed_node_adopts_its_containers_and_a_stopped_one_restarts_them(tmp_path):
-    work = str(tmp_path)
-    k = Kubectl(pinned_kubectl(), os.path.join(work, "kubeconfig"), str(tmp_path / "kcache"))
+def fresh_cluster(work: str) -> tuple:
+    """A cluster with both pods Running and Ready and the marker written on the claim."""
+    k = Kubectl(pinned_kubectl(), os.path.join(work, "kubeconfig"), os.path.join(work, "kc"))
     c = start_cluster(work, timeout=START_TIMEOUT)
-    stopped = False
     try:
         k.ok("apply", "-f", "-", input=MANIFEST)
         pods = eventually(lambda: all_running_ready(k))
         k.ok("exec", "web", "--", "sh", "-c", f"echo {MARKER} > /data/marker && sync")
+    except BaseException:
+        stop_cluster(c)
+        raise
+    return k, c, pods
+
+
+def marker_readable(k: Kubectl) -> None:
+    assert k.ok("exec", "web", "--", "cat", "/data/marker").strip() == MARKER
+
+
+def restarted_once(k: Kubectl, restarts: dict[str, int]) -> dict[str, dict]:
+    pods = all_running_ready(k)
+    assert {n: restart_count(p) for n, p in pods.items()} == \
+        {n: r + 1 for n, r in restarts.items()}, \
+        {n: p["status"]["containerStatuses"] for n, p in pods.items()}
+    return pods
+
+
+def test_a_killed_node_leaves_its_containers_running_and_the_next_start_adopts_them(tmp_path):
+    work = str(tmp_path)
+    k, c, pods = fresh_cluster(work)
+    try:
         before = running_containers(c.data_dir, pods)
         restarts = {n: restart_count(p) for n, p in pods.items()}
         eventually(lambda: len(counter_lines(k)) >= 5)
         logged = counter_lines(k)
 
-        # -- kill: nothing of the node goes down with it --------------------------------------
         c.proc.send_signal(signal.SIGKILL)
         c.proc.wait(30)
         assert {n: (pid, start_time(pid)) for n, (pid, _s) in before.items()} == before, \
@@ -177,9 +197,7 @@ def test_a_killed_node_adopts_its_containers_and_a_stopped_one_restarts_them(tmp
         c = start_cluster(work, timeout=START_TIMEOUT, netns_prefix=c.netns_prefix)
 
         # exec and logs go through the new agent's stream server (a new port on the Node)
-        def marker_readable():
-            assert k.ok("exec", "web", "--", "cat", "/data/marker").strip() == MARKER
-        eventually(marker_readable)
+        eventually(lambda: marker_readable(k))
         pods = eventually(lambda: all_running_ready(k))
         assert {n: restart_count(p) for n, p in pods.items()} == restarts
         assert running_containers(c.data_dir, pods) == before, "a container was started again"
@@ -192,8 +210,27 @@ def test_a_killed_node_adopts_its_containers_and_a_stopped_one_restarts_them(tmp
         pods = all_running_ready(k)
         assert {n: restart_count(p) for n, p in pods.items()} == restarts
         assert running_containers(c.data_dir, pods) == before
+    finally:
+        stop_cluster(c)      # a clean stop of the adopting node leaves nothing behind either
+    for n, (pid, start) in before.items():
+        assert start_time(pid) != start, f"{n}: pid {pid} still runs after a clean stop"
 
-        # -- clean stop: the node goes down with it, and the next start restarts the pods -----
+
+RACE = ("podplan.plan_pod/pods.PodWorkers._view: when an adopted pod's first prepare fails "
+        "(here: mounting the claim's loop device, still being released after the clean stop, "
+        "gives EBUSY), sync_containers returns no status and the failure is read before it "
+        "happened, so nothing is reported, nothing is requeued, and the pod keeps its stale "
+        "Running/Ready status with no container (about half the runs)")
+
+
+@pytest.mark.xfail(reason=RACE, strict=False)
+def test_a_cleanly_stopped_node_restarts_its_pods_on_the_next_start(tmp_path):
+    work = str(tmp_path)
+    k, c, pods = fresh_cluster(work)
+    stopped = False
+    try:
+        before = running_containers(c.data_dir, pods)
+        restarts = {n: restart_count(p) for n, p in pods.items()}
         stop_cluster(c)          # asserts nothing (process, mount, netns) was left behind
         stopped = True
         for n, (pid, start) in before.items():
@@ -201,19 +238,68 @@ def test_a_killed_node_adopts_its_containers_and_a_stopped_one_restarts_them(tmp
         c = start_cluster(work, timeout=START_TIMEOUT, netns_prefix=c.netns_prefix)
         stopped = False
 
-        def restarted():
-            pods = all_running_ready(k)
-            assert {n: restart_count(p) for n, p in pods.items()} == \
-                {n: r + 1 for n, r in restarts.items()}, \
-                {n: p["status"]["containerStatuses"] for n, p in pods.items()}
-            return pods
-        pods = eventually(restarted)
+        pods = eventually(lambda: restarted_once(k, restarts))
         again = running_containers(c.data_dir, pods)
         assert all(again[n] != before[n] for n in CONTAINERS), (before, again)
-        assert k.ok("exec", "web", "--", "cat", "/data/marker").strip() == MARKER
+        marker_readable(k)
         # a restarted container's log starts from zero again (kubectl logs shows this run's)
         eventually(lambda: len(counter_lines(k)) >= 3)
         assert counter_lines(k)[0] == 0
     finally:
         if not stopped:
             stop_cluster(c)
+
+
+def loop_mounts(data_dir: str) -> list[str]:
+    """Loop devices mounted under <data>/volumes/ (where claims' images are mounted)."""
+    root = os.path.realpath(os.path.join(data_dir, "volumes")) + "/"
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for ln in f:
+            fields = ln.split()
+            src = fields[fields.index("-") + 2]
+            if fields[4].startswith(root) and src.startswith("/dev/loop"):
+                out.append(src)
+    return out
+
+
+def events_of(k: Kubectl, pod: str, reason: str) -> list[dict]:
+    return [e for e in k.json("get", "events", "--field-selector",
+                              f"involvedObject.name={pod}")["items"]
+            if e.get("reason") == reason]
+
+
+@pytest.mark.xfail(reason="pods.PodWorkers._view reads runtime.problem() before "
+                   "sync_containers makes the failure, and podplan.plan_pod ignores "
+                   "view.recheck when view.status is None: an adopted pod whose volume cannot "
+                   "be mounted gets no FailedMount, no retry, and keeps a stale Ready", strict=True)
+def test_a_claim_that_cannot_be_mounted_after_a_restart_is_reported_and_retried(tmp_path):
+    """Made deterministic: while the node is down the test puts a file where the claim's
+    mount point directory was, so the next start's mount fails until the test removes it."""
+    import glob
+    work = str(tmp_path)
+    k, c, pods = fresh_cluster(work)
+    restarts = {n: restart_count(p) for n, p in pods.items()}
+    blocked = None
+    try:
+        stop_cluster(c)
+        [mnt] = glob.glob(os.path.join(c.data_dir, "volumes", "*", "mount"))
+        os.rmdir(mnt)                       # empty: the clean stop unmounted it
+        with open(mnt, "w"):
+            blocked = mnt
+        c = start_cluster(work, timeout=START_TIMEOUT, netns_prefix=c.netns_prefix)
+
+        def reported():
+            assert events_of(k, "web", "FailedMount"), "no FailedMount event for web"
+            web = pod_json(k, "web")
+            assert not ready(web), web["status"]
+        eventually(reported, timeout=60)
+        assert not loop_mounts(c.data_dir)
+        os.unlink(blocked)
+        blocked = None
+        eventually(lambda: restarted_once(k, restarts))
+        marker_readable(k)
+    finally:
+        if blocked is not None:
+            os.unlink(blocked)
+        stop_cluster(c)
