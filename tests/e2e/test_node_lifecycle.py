@@ -332,6 +332,16 @@ def test_run_as_user_and_group_are_honoured(k, ns):
     assert k.ok("logs", "user", "-n", ns).split() == ["1000", "3000"]
 
 
+@pytest.mark.xfail(strict=True, reason="the node ignores securityContext."
+                   "readOnlyRootFilesystem: the container's root view is writable")
+def test_read_only_root_filesystem_refuses_writes(k, ns):
+    c = container("c", "touch /x-written && echo wrote || echo refused",
+                  securityContext={"readOnlyRootFilesystem": True})
+    create(k, ns, pod("rorfs", c, restart="Never"))
+    status_is(k, ns, "rorfs", "Completed")
+    assert k.ok("logs", "rorfs", "-n", ns).split() == ["refused"]
+
+
 # --- termination ----------------------------------------------------------------------------
 
 def _marks(tmp_path) -> tuple[str, dict, dict]:
@@ -473,6 +483,9 @@ def test_unknown_image_without_command_waits_and_the_node_keeps_working(k, ns):
     create(k, ns, pod("after", container("c", "sleep 3600")))
     running(k, ns, "after")
     assert get_row(k, ns, "unknown")["STATUS"] == "ImageNotKnown"
+    d = k("delete", "pod", "unknown", "-n", ns, "--timeout=60s")
+    assert d.returncode == 0, d
+    assert k("get", "pod", "unknown", "-n", ns).returncode != 0
 
 
 @pytest.mark.xfail(strict=True, reason="containers.py _Builder.start emits Pulled/Created/"

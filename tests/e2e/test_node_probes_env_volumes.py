@@ -510,6 +510,41 @@ def test_a_disk_empty_dir_over_its_size_limit_evicts_the_pod(k, ns):
     assert get_row(k, ns, "over")["STATUS"] == "Evicted"
 
 
+def test_sub_path_expr_optional_sources_and_downward_api_resources(k, ns):
+    c = container("c", "echo hi > /out/f; sleep 3600",
+                  env=[{"name": "POD_NAME",
+                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                  resources={"limits": {"memory": "32Mi"}},
+                  volumeMounts=[{"name": "d", "mountPath": "/out", "subPathExpr": "$(POD_NAME)"},
+                                {"name": "d", "mountPath": "/all"},
+                                {"name": "res", "mountPath": "/res"},
+                                {"name": "optcm", "mountPath": "/optcm"},
+                                {"name": "optsec", "mountPath": "/optsec"}])
+    create(k, ns, pod("spe", c, volumes=[
+        {"name": "d", "emptyDir": {}},
+        {"name": "res", "downwardAPI": {"items": [{"path": "mem", "resourceFieldRef": {
+            "containerName": "c", "resource": "limits.memory", "divisor": "1Mi"}}]}},
+        {"name": "optcm", "configMap": {"name": "absent", "optional": True}},
+        {"name": "optsec", "secret": {"secretName": "absent", "optional": True}}]))
+    running(k, ns, "spe")
+    eventually(lambda: _assert_equal(sh(k, ns, "spe", "cat /all/spe/f").stdout, "hi\n"))
+    assert sh(k, ns, "spe", "cat /res/mem").stdout == "32"
+    assert sh(k, ns, "spe", "ls /optcm /optsec").returncode == 0
+    assert sh(k, ns, "spe", "ls /optcm").stdout.split() == []
+
+
+def test_hostpath_type_file_on_a_directory_fails_to_mount(k, ns, tmp_path):
+    d = str(tmp_path / "a-dir")
+    os.makedirs(d)
+    create(k, ns, pod("hpfile", container("c", "sleep 3600",
+                                          volumeMounts=[{"name": "h", "mountPath": "/h"}]),
+                      volumes=[{"name": "h", "hostPath": {"path": d, "type": "File"}}]))
+    ev = events_with(k, ns, "hpfile", "FailedMount")
+    assert ev[0]["message"] == \
+        f'MountVolume.SetUp failed for volume "h" : hostPath type check failed: {d} is not a file'
+    assert get_row(k, ns, "hpfile")["STATUS"] == "ContainerCreating"
+
+
 def test_hostpath_directory_that_does_not_exist_fails_to_mount(k, ns, tmp_path):
     missing = str(tmp_path / "not-there")
     create(k, ns, pod("hp", container("c", "sleep 3600",
@@ -522,6 +557,10 @@ def test_hostpath_directory_that_does_not_exist_fails_to_mount(k, ns, tmp_path):
     r = get_row(k, ns, "hp")
     assert (r["READY"], r["STATUS"]) == ("0/1", "ContainerCreating"), r
     assert not os.path.exists(missing)           # type Directory never creates it
+    # a pod that never got its volumes still deletes
+    d = k("delete", "pod", "hp", "-n", ns, "--timeout=60s")
+    assert d.returncode == 0, d
+    assert k("get", "pod", "hp", "-n", ns).returncode != 0
 
 
 def test_hostpath_directory_or_create_makes_the_directory(k, ns, tmp_path):
