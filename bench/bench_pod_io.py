@@ -20,12 +20,17 @@ Goal: in-pod on the claim / host >= 0.9, for write and for read.
 
 Needs root (the real node runs pods in namespaces with mounts).
 
-    python bench/bench_pod_io.py [--mb 512] [--reps 3]
+Experiment, when the claim's loop device runs without direct I/O: the claim measured again
+after switching that device to direct I/O (LOOP_SET_DIRECT_IO), to show what the node's
+loop setup would gain from it.
+
+    python bench/bench_pod_io.py [--mb 512] [--reps 3] [--no-dio-experiment]
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import re
 import shutil
@@ -33,7 +38,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +45,7 @@ sys.path.insert(0, os.path.join(ROOT, "src"))
 
 from _common import K1s, kubectl_binary, median  # noqa: E402
 
+LOOP_SET_DIRECT_IO = 0x4C08
 DD_RE = re.compile(r"(\d+) bytes.*copied, ([0-9.]+) s")
 
 MANIFEST = """
@@ -165,10 +170,42 @@ def evict(path: str) -> None:
         os.close(fd)
 
 
+def set_loop_dio(dev: str, on: bool) -> None:
+    """LOOP_SET_DIRECT_IO on a loop device (losetup --direct-io=on does the same)."""
+    fd = os.open(dev, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, LOOP_SET_DIRECT_IO, 1 if on else 0)
+    finally:
+        os.close(fd)
+
+
+def measure(c: Cluster, places: dict[str, str], reps: int, mb: int, image: str):
+    """Write and read MB/s per place, interleaved; plus the claim's read with a cached image."""
+    w: dict[str, list[float]] = {p: [] for p in places}
+    r: dict[str, list[float]] = {p: [] for p in places}
+    cached: list[float] = []
+    for _ in range(reps):
+        for place, path in places.items():
+            if place == "host":
+                w[place].append(mb_per_s(host_dd(write_cmd(path, mb))))
+                r[place].append(mb_per_s(host_dd(read_cmd(path))))
+                os.unlink(path)
+                continue
+            w[place].append(mb_per_s(c.kubectl("exec", "io", "--", *write_cmd(path, mb))))
+            if place == "pod, claim":
+                cached.append(mb_per_s(c.kubectl("exec", "io", "--", *read_cmd(path))))
+                evict(image)
+            r[place].append(mb_per_s(c.kubectl("exec", "io", "--", *read_cmd(path))))
+            c.kubectl("exec", "io", "--", "rm", "-f", path)
+    return w, r, cached
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=int, default=512, help="MiB written and read per run")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--no-dio-experiment", action="store_true",
+                    help="skip measuring the claim again with its loop device in direct I/O")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root: the real node runs pods in namespaces with mounts")
@@ -185,24 +222,7 @@ def main() -> None:
         places = {"host": os.path.join(host_dir, "f"), "pod, claim": "/data/f",
                   "pod, emptyDir": "/scratch/f"}
         dev, dio, image = loop_of(c.data)
-        w: dict[str, list[float]] = {p: [] for p in places}
-        r: dict[str, list[float]] = {p: [] for p in places}
-        cached: list[float] = []
-        for _ in range(args.reps):
-            for place, path in places.items():
-                if place == "host":
-                    w[place].append(mb_per_s(host_dd(write_cmd(path, args.mb))))
-                    r[place].append(mb_per_s(host_dd(read_cmd(path))))
-                    os.unlink(path)
-                else:
-                    w[place].append(mb_per_s(c.kubectl("exec", "io", "--",
-                                                       *write_cmd(path, args.mb))))
-                    if place == "pod, claim":
-                        cached.append(mb_per_s(c.kubectl("exec", "io", "--",
-                                                         *read_cmd(path))))
-                        evict(image)
-                    r[place].append(mb_per_s(c.kubectl("exec", "io", "--", *read_cmd(path))))
-                    c.kubectl("exec", "io", "--", "rm", "-f", path)
+        w, r, cached = measure(c, places, args.reps, args.mb, image)
         print(f"sequential I/O, {args.mb} MiB, bs=1M, O_DIRECT (+fsync on write), "
               f"median of {args.reps}; claim on {dev} (loop direct-io={dio})")
         for place in places:
@@ -215,6 +235,15 @@ def main() -> None:
               f"read {median(r['pod, claim'])/hr:.2f}   goal: >= 0.9 each")
         print(f"in-pod emptyDir / host: write {median(w['pod, emptyDir'])/hw:.2f}  "
               f"read {median(r['pod, emptyDir'])/hr:.2f}")
+        if not args.no_dio_experiment and dio == "0":
+            # what the node would get by attaching its loop devices with direct I/O
+            set_loop_dio(dev, True)
+            dio2 = _read(f"/sys/block/{os.path.basename(dev)}/loop/dio")
+            w2, r2, _c = measure(c, {"pod, claim": "/data/f"}, args.reps, args.mb, image)
+            print(f"experiment: the same claim with its loop device switched to direct I/O "
+                  f"(dio={dio2}): write {median(w2['pod, claim']):.1f} MB/s "
+                  f"({median(w2['pod, claim'])/hw:.2f} of host), read "
+                  f"{median(r2['pod, claim']):.1f} MB/s ({median(r2['pod, claim'])/hr:.2f})")
     finally:
         try:
             c.kubectl("delete", "pod", "io", "--wait=true", "--timeout=60s", timeout=90)
