@@ -191,6 +191,41 @@ def test_readiness_http_probe_makes_nginx_ready_and_a_wrong_port_keeps_it_out_of
     assert get_row(k, ns, "bad")["READY"] == "0/1"       # still never ready
 
 
+def test_readiness_follows_the_probe_both_ways_and_endpoints_follow_readiness(k, ns):
+    c = container("c", "sleep 3600", readinessProbe={
+        "exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1})
+    p = pod("flip", c)
+    p["metadata"]["labels"] = {"app": "flip"}
+    create(k, ns, p)
+    create(k, ns, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "flip"},
+                   "spec": {"selector": {"app": "flip"}, "ports": [{"port": 80}]}})
+
+    def endpoint_ips(kind):
+        ep = k.json("get", "endpoints", "flip", "-n", ns)
+        return [a["ip"] for s in ep.get("subsets") or () for a in s.get(kind) or ()]
+
+    def state(ready: str, kind: str):
+        def check():
+            r = get_row(k, ns, "flip")
+            assert (r["READY"], r["STATUS"]) == (ready, "Running"), r
+            ip = pod_json(k, ns, "flip")["status"]["podIP"]
+            assert endpoint_ips(kind) == [ip], k.json("get", "endpoints", "flip", "-n", ns)
+        eventually(check)
+    state("0/1", "notReadyAddresses")
+    assert sh(k, ns, "flip", "touch /tmp/ready").returncode == 0
+    state("1/1", "addresses")
+    assert sh(k, ns, "flip", "rm /tmp/ready").returncode == 0
+    state("0/1", "notReadyAddresses")
+    assert restarts(get_row(k, ns, "flip")["RESTARTS"]) == 0     # readiness never restarts
+
+
+def test_probes_find_a_named_container_port(k, ns):
+    c = container("nginx", image="nginx", ports=[{"name": "web", "containerPort": 80}],
+                  readinessProbe={"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 1})
+    create(k, ns, pod("named", c))
+    running(k, ns, "named")
+
+
 def test_liveness_exec_probe_failing_restarts_the_container(k, ns):
     c = container("c", "touch /tmp/healthy; sleep 4; rm /tmp/healthy; sleep 3600",
                   livenessProbe={"exec": {"command": ["cat", "/tmp/healthy"]},
@@ -305,6 +340,8 @@ def test_environment_from_values_references_and_the_downward_api(k, ns):
             "resource": "limits.cpu", "divisor": "1m"}}},
         {"name": "CPU_LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
         {"name": "CM_size", "value": "overridden"},
+        {"name": "EARLY", "value": "$(LATE)"},          # only earlier variables expand
+        {"name": "LATE", "value": "late"},
     ]
     c = container("c", "echo CMD=$(GREETING); env; sleep 3600", env=env,
                   envFrom=[{"configMapRef": {"name": "settings"}, "prefix": "CM_"},
@@ -325,7 +362,7 @@ def test_environment_from_values_references_and_the_downward_api(k, ns):
             "UNDEFINED": "$(NO_SUCH_VAR)", "POD_NAME": "envs", "POD_NS": ns,
             "POD_IP": p["status"]["podIP"], "NODE": p["spec"]["nodeName"], "COLOR": "blue",
             "PASSWORD": "s3cret", "MEM_LIMIT": str(64 << 20), "CPU_LIMIT_M": "500",
-            "CPU_LIMIT": "1", "CM_color": "blue", "CM_size": "overridden", "user": "admin",
+            "CPU_LIMIT": "1", "EARLY": "$(LATE)", "CM_color": "blue", "CM_size": "overridden", "user": "admin",
             "password": "s3cret"}
     assert {key: got.get(key) for key in want} == want
     assert "OPTIONAL" not in got
