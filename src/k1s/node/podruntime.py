@@ -18,8 +18,9 @@ Per pod, in kubelet's order:
 5. `forget(uid)` (the pod object is gone) takes everything down in the background: probes,
    volumes, containers and sandbox, the pod's network namespace.
 
-What wakes a pod besides the API: a container exit (`watch_exits`, a cheap look at every
-started pod's container states each POLL_SECONDS), a probe result changing, and the planner's
+What wakes a pod besides the API: a container exit (a pidfd of its monitor, which exits right
+after recording the exit, is watched by the event loop; `watch_exits` looks at every started
+pod's states each POLL_SECONDS as a safety net), a probe result changing, and the planner's
 `recheck` (the end of a back-off). A started pod is also re-synced every RESYNC_SECONDS so its
 configMap/secret/downwardAPI volumes follow their sources, as kubelet's periodic sync does.
 
@@ -31,6 +32,9 @@ running containers are never started twice.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
+import os
 import logging
 import signal
 import time
@@ -46,16 +50,17 @@ from .network.pod import PodNetwork
 from .podvolumes.manager import HostVolume, MountFailed, VolumeManager
 from .pods import AddressPool
 from .probes import ProbeManager, Target
-from .runtime import process
+from .runtime import linux, process
 from .runtime.runtime import ProcessRuntime
 from .runtime.sandbox import VolumeMount
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.5           # how often started pods' containers are looked at for exits
+POLL_SECONDS = 5.0           # a safety net: exits normally wake the pod through a pidfd
 RESYNC_SECONDS = 60.0        # kubelet's periodic pod sync (volumes follow their sources)
 MOUNT_RETRY_FIRST = 1.0      # seconds before a failed setup is tried again, doubling ...
 MOUNT_RETRY_MAX = 32.0       # ... up to this
+NODE_THREADS = 16             # concurrent blocking pod operations (mostly waiting on children)
 NO_ADDRESS = ("Failed to create pod sandbox: failed to allocate for range 0: no IP addresses "
               "available in range set")
 
@@ -125,6 +130,49 @@ class PodRuntime:
         self.pods: dict[str, PodState] = {}
         self.wake: Callable[[tuple[str, str]], None] = lambda key: None
         self._cleanups: set[asyncio.Task] = set()
+        self._pidfds: dict[tuple[str, str], int] = {}    # (uid, container) -> monitor's pidfd
+        # blocking node work (forks that wait for a container to exec, netlink, mounts) runs
+        # here, not in the loop's small default pool shared with everything else
+        self.executor = concurrent.futures.ThreadPoolExecutor(NODE_THREADS, "k1s-node")
+
+    async def _blocking(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, functools.partial(fn, *args))
+
+    # -- exits -----------------------------------------------------------------------------------------
+    def _watch_monitor(self, uid: str, name: str) -> None:
+        """Wake the pod when this container's monitor exits (it records the exit first)."""
+        key = (uid, name)
+        if key in self._pidfds:
+            return
+        m = process.monitor_of(self.data_dir, uid, name)
+        if m is None:
+            return
+        try:
+            fd = os.pidfd_open(m[0])
+        except OSError:
+            return                          # already gone: the exit is on disk
+        if not linux.alive(m[0], m[1]):     # the pid was reused: not our monitor
+            os.close(fd)
+            return
+        self._pidfds[key] = fd
+        asyncio.get_running_loop().add_reader(fd, self._monitor_exited, key)
+
+    def _monitor_exited(self, key: tuple[str, str]) -> None:
+        self._unwatch(key)
+        ps = self.pods.get(key[0])
+        if ps is not None:
+            self.wake(ps.key)
+
+    def _unwatch(self, key: tuple[str, str]) -> None:
+        fd = self._pidfds.pop(key, None)
+        if fd is not None:
+            asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
+
+    def _unwatch_pod(self, uid: str) -> None:
+        for key in [k for k in self._pidfds if k[0] == uid]:
+            self._unwatch(key)
 
     # -- hooks the process runtime calls -----------------------------------------------------------
     def _netns_for(self, pod: dict) -> str | None:
@@ -193,6 +241,7 @@ class PodRuntime:
         return self.runtime.stopped(uid)
 
     def forget(self, uid: str) -> None:
+        self._unwatch_pod(uid)
         ps = self.pods.pop(uid, None)
         if ps is not None:
             for h in ps.killing.values():
@@ -226,7 +275,7 @@ class PodRuntime:
                 return False
             net = PodNetwork(self.network, uid)
             try:
-                await asyncio.to_thread(net.setup, ip)
+                await self._blocking(net.setup, ip)
             except (OSError, ValueError) as e:
                 self._fail(ps, f"Failed to create pod sandbox: network: {e}",
                            "FailedCreatePodSandBox")
@@ -234,7 +283,7 @@ class PodRuntime:
             ps.netns = net.path
         try:
             # forks the holder and waits for it: off the event loop, so other pods go on
-            await asyncio.to_thread(self.runtime.ensure_sandbox, pod)
+            await self._blocking(self.runtime.ensure_sandbox, pod)
         except (OSError, ValueError) as e:
             self._fail(ps, f"Failed to create pod sandbox: {e}", "FailedCreatePodSandBox")
             return False
@@ -310,7 +359,11 @@ class PodRuntime:
     def _containers_view(self, pod: dict, ps: PodState, pod_ip: str,
                          host_ip: str) -> ContainersView:
         uid = _uid(pod)
-        runs = {n: run_of(st) for n, st in self.runtime.container_states(uid).items()}
+        states = self.runtime.container_states(uid)
+        runs = {n: run_of(st) for n, st in states.items()}
+        for n, st in states.items():
+            if st.exit_code is None:
+                self._watch_monitor(uid, n)
         for name, run in runs.items():
             seen = ps.seen.get(name)
             if seen is not None and run.restart > seen.restart and seen.exit_code is not None:
@@ -369,7 +422,7 @@ class PodRuntime:
         try:
             # the start forks a monitor and waits until the container exec'd (its mounts made):
             # tens of milliseconds that must not stall every other pod's sync
-            st = await asyncio.to_thread(self.runtime.start_container, pod, c)
+            st = await self._blocking(self.runtime.start_container, pod, c)
         except (OSError, ValueError) as e:
             ps.config_errors[name] = ("RunContainerError", str(e))
             self._event(pod, "Warning", "Failed", f"Error: {e}")
@@ -377,6 +430,8 @@ class PodRuntime:
         if st is None:                       # the image cannot run: see runtime.waiting
             return False
         log.debug("started container %s of pod %s/%s (pid %s)", name, *ps.key, st.pid)
+        self._unwatch((uid, name))              # the previous run's monitor, if any
+        self._watch_monitor(uid, name)
         return True
 
     def _kill_container(self, pod: dict, ps: PodState, act: KillContainer) -> None:
@@ -488,8 +543,8 @@ class PodRuntime:
         """Volumes, then the processes (`stop_processes`, blocking), then the network; each
         step is tried even when an earlier one failed."""
         steps = (("volumes", lambda: self.volumes.teardown(uid)),
-                 ("processes", lambda: asyncio.to_thread(stop_processes)),
-                 ("network", lambda: asyncio.to_thread(PodNetwork(self.network, uid).teardown)))
+                 ("processes", lambda: self._blocking(stop_processes)),
+                 ("network", lambda: self._blocking(PodNetwork(self.network, uid).teardown)))
         for what, step in steps:
             try:
                 await step()
@@ -520,6 +575,8 @@ class PodRuntime:
         stay: the next start finds the pods exited and restarts them by their policy."""
         await self.probes.close()
         await asyncio.gather(*self._cleanups, return_exceptions=True)
+        for key in list(self._pidfds):
+            self._unwatch(key)
         uids = list(self.pods)
         for uid in uids:
             self.runtime.signal(uid, None)
@@ -531,6 +588,7 @@ class PodRuntime:
             self.runtime.kill(uid)
         for uid in uids:
             await self._take_down(uid, lambda u=uid: self._halt(u))
+        self.executor.shutdown(wait=False)
 
 
 async def _http_hook(get: dict, c: dict, netns: str | None, pod_ip: str) -> str:

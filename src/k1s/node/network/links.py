@@ -17,6 +17,7 @@ import socket
 from pyroute2 import IPRoute
 
 from . import netns
+from . import rtnl as rtnl_lean
 
 NETLINK_ROUTE = 0
 BRIDGE = "k1s0"          # the bridge in every node namespace
@@ -24,13 +25,7 @@ BRIDGE = "k1s0"          # the bridge in every node namespace
 
 def rtnl(path: str) -> IPRoute:
     """An IPRoute handle for the namespace at `path` (close it, or use it as a context)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:      # pyroute2 would try to run its loop inside ours, and fail obscurely
-        raise RuntimeError("netlink calls block: run them in a worker thread "
-                           "(asyncio.to_thread), not on the event loop")
+    rtnl_lean.refuse_event_loop()   # (pyroute2 would also try to run its loop inside ours)
     sock = netns.socket_in(path, socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
     return _RTNL(sock.detach())
 

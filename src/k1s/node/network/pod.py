@@ -8,7 +8,8 @@ under the name eth0 (one netlink request), so a crash never leaves a half-moved 
 line converges; `teardown` deletes the veth (both ends go) and the namespace, and is safe to
 repeat. Which address a pod gets is decided by the caller (pods.AddressPool).
 
-Blocking calls (netlink through pyroute2): run them in a worker thread from asyncio code.
+Blocking calls (netlink through the lean `rtnl` client: this runs once per pod, and pyroute2
+cost most of a pod's setup): run them in a worker thread from asyncio code.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import ipaddress
 import os
 from typing import TYPE_CHECKING
 
-from . import links, netns
+from . import links, netns, rtnl
 
 if TYPE_CHECKING:
     from .bridge import NodeNetwork
@@ -59,7 +60,7 @@ class PodNetwork:
         want = self._interface(ip)
         self.node.ensure_once()
         netns.create(self.name)
-        with links.rtnl(self.node.path) as node_ipr, links.rtnl(self.path) as pod_ipr:
+        with rtnl.Handle(self.node.path) as node_ipr, rtnl.Handle(self.path) as pod_ipr:
             links.up(pod_ipr, pod_ipr.link_lookup(ifname="lo")[0])
             host, eth0 = self._pair(node_ipr, pod_ipr)
             bridge = links.find_link(node_ipr, links.BRIDGE)
@@ -104,7 +105,7 @@ class PodNetwork:
         """The IPv4 address eth0 holds now, or None (no namespace, no eth0, no address)."""
         if not self.exists():
             return None
-        with links.rtnl(self.path) as ipr:
+        with rtnl.Handle(self.path) as ipr:
             eth0 = links.find_link(ipr, POD_IFNAME)
             if eth0 is None:
                 return None
@@ -114,7 +115,7 @@ class PodNetwork:
     def teardown(self) -> None:
         """Delete the veth pair and the pod namespace; nothing is left. Safe to repeat."""
         if self.node.exists():
-            with links.rtnl(self.node.path) as ipr:
+            with rtnl.Handle(self.node.path) as ipr:
                 host = links.find_link(ipr, self.host_ifname)
                 if host is not None:
                     ipr.link("del", index=host["index"])

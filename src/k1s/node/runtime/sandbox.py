@@ -32,6 +32,7 @@ Every on-disk path is derived from the pod uid (checked to be a UUID) and the co
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import re
@@ -100,8 +101,15 @@ def check_name(name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=64)
+def _real(data_dir: str) -> str:
+    # the data directory is the operator's, not a user's: resolving it once per process is
+    # enough (every path below it is still built from checked uids and names only)
+    return os.path.realpath(data_dir)
+
+
 def pods_root(data_dir: str) -> str:
-    return os.path.join(os.path.realpath(data_dir), "pods")
+    return os.path.join(_real(data_dir), "pods")
 
 
 def pod_dir(data_dir: str, uid: str) -> str:
