@@ -217,14 +217,7 @@ def test_a_killed_node_leaves_its_containers_running_and_the_next_start_adopts_t
 
 
 # not strict: a race (see the test below for the same bug made deterministic)
-RACE = ("pods.PodWorkers._view/podplan.plan_pod: when an adopted pod's first prepare fails "
-        "(here: mounting the claim gives EBUSY, its loop device still being released after "
-        "the clean stop of an agent that had adopted the pod), the failure is neither reported "
-        "nor retried and the pod keeps its stale Running/Ready status with no container "
-        "(about half the runs)")
 
-
-@pytest.mark.xfail(reason=RACE, strict=False)
 def test_after_an_adoption_a_clean_stop_and_the_next_start_restart_the_pods(tmp_path):
     work = str(tmp_path)
     k, c, pods = fresh_cluster(work)
@@ -275,10 +268,6 @@ def events_of(k: Kubectl, pod: str, reason: str) -> list[dict]:
             if e.get("reason") == reason]
 
 
-@pytest.mark.xfail(reason="pods.PodWorkers._view reads runtime.problem() before "
-                   "sync_containers makes the failure, and podplan.plan_pod ignores "
-                   "view.recheck when view.status is None: an adopted pod whose volume cannot "
-                   "be mounted gets no FailedMount, no retry, and keeps a stale Ready", strict=True)
 def test_a_claim_that_cannot_be_mounted_after_a_restart_is_reported_and_retried(tmp_path):
     """Made deterministic: while the node is down the test puts a file where the claim's
     mount point directory was, so the next start's mount fails until the test removes it."""

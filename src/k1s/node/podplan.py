@@ -201,6 +201,10 @@ def plan_pod(pod: dict, view: PodView) -> list[Action]:
         if view.recheck is not None:
             out.append(Requeue(max(0.0, view.recheck - view.now)))
         return out
+    if view.waits_for_stop:
+        # a real runtime that gave no status could not look at the containers (preparing the
+        # pod failed): never assume they run; look again
+        return [Requeue(max(0.0, (view.recheck or view.now + 1.0) - view.now))]
     return _write_if_changed(pod, podstatus.running(pod, view.host_ip, view.pod_ip or "", now))
 
 

@@ -254,6 +254,10 @@ class PodWorkers:
             # a pod being deleted only once its containers exited: then the status is their
             # real terminations (nothing is started for a pod being deleted)
             status, recheck = await sync_containers(pod, pod_ip, node.host_ip)
+            if status is None and problem is None and runtime_problem is not None:
+                # preparing it failed just now (e.g. an adopted pod's volume would not mount):
+                # report that, and try again when the runtime says
+                problem, retry_at = runtime_problem(uid) or (None, None)
         return PodView(now=self.clock(), host_ip=node.host_ip, pod_ip=pod_ip,
                        volume_problem=problem, retry_at=retry_at,
                        reported_problem=self.reported.get(uid),
