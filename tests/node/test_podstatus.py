@@ -236,6 +236,16 @@ def test_real_runtime_deletion_waits_for_the_exits_past_the_grace_period():
                                                                           "FinishDelete"]
 
 
+def test_real_runtime_without_a_status_is_never_assumed_running():
+    """A real runtime that could not look at the containers (preparing the pod failed) gives
+    no status: the node looks again instead of writing Running and Ready."""
+    v = view(started_at=T0, ready_at=T0, waits_for_stop=True, recheck=T0 + 4)
+    assert plan_pod(pod(), v) == [Requeue(4.0)]
+    failed = view(started_at=T0, ready_at=T0, waits_for_stop=True,
+                  volume_problem="MountVolume.SetUp failed", retry_at=T0 + 2)
+    assert kinds(plan_pod(pod(), failed)) == ["WriteStatus", "Event", "Requeue"]
+
+
 @pytest.mark.parametrize("name,p,v,expect", [
     ("new pod: start it", pod(), view(), ["Start"]),
     ("starting: creating status, look again", pod(), view(started_at=T0, ready_at=T0 + 2),
