@@ -549,9 +549,6 @@ def test_unknown_image_without_command_waits_and_the_node_keeps_working(k, ns):
     assert k("get", "pod", "unknown", "-n", ns).returncode != 0
 
 
-@pytest.mark.xfail(strict=True, reason="containers.py _Builder.start emits Pulled/Created/"
-                   "Started with StartContainer; podruntime.sync_containers sends them even "
-                   "when _start_container did not start it (ImageNotKnown)")
 def test_unknown_image_reports_no_started_container(k, ns):
     create(k, ns, pod("unknown", container("c", image="example.com/not/in-catalog:1")))
     status_is(k, ns, "unknown", "ImageNotKnown")

@@ -381,9 +381,6 @@ def test_a_missing_configmap_gives_create_container_config_error(k, ns):
     assert failed[0]["message"] == 'Error: configmap "nowhere" not found'
 
 
-@pytest.mark.xfail(strict=True, reason="podruntime._containers_view puts ps.config_errors in "
-                   "view.waiting, so containers.plan never asks to start the container again: "
-                   "a CreateContainerConfigError is permanent")
 def test_a_container_starts_once_its_missing_configmap_exists(k, ns):
     c = container("c", "echo X=$X; sleep 3600", env=[{"name": "X", "valueFrom": {
         "configMapKeyRef": {"name": "late", "key": "k"}}}])
@@ -414,9 +411,6 @@ def test_a_missing_configmap_key_gives_create_container_config_error(k, ns):
         "couldn't find key absent in ConfigMap " + ns + "/partial"
 
 
-@pytest.mark.xfail(strict=True, reason="containers.py _Builder.start emits Created/Started "
-                   "with StartContainer; podruntime.sync_containers sends them even when "
-                   "_start_container stops at a ConfigError")
 def test_a_container_config_error_reports_no_started_container(k, ns):
     c = container("c", "sleep 3600", env=[{"name": "X", "valueFrom": {
         "configMapKeyRef": {"name": "nowhere", "key": "k"}}}])

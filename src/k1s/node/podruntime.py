@@ -60,6 +60,8 @@ POLL_SECONDS = 5.0           # a safety net: exits normally wake the pod through
 RESYNC_SECONDS = 60.0        # kubelet's periodic pod sync (volumes follow their sources)
 MOUNT_RETRY_FIRST = 1.0      # seconds before a failed setup is tried again, doubling ...
 MOUNT_RETRY_MAX = 32.0       # ... up to this
+CONFIG_RETRY_SECONDS = 10.0   # a CreateContainerConfigError is tried again after this
+START_EVENTS = ("Pulled", "Created", "Started")
 NODE_THREADS = 16             # concurrent blocking pod operations (mostly waiting on children)
 NO_ADDRESS = ("Failed to create pod sandbox: failed to allocate for range 0: no IP addresses "
               "available in range set")
@@ -76,6 +78,8 @@ class PodState:
     volumes_at: float = 0.0                    # last successful volume setup
     env: dict[str, dict[str, str]] = field(default_factory=dict)      # container -> env
     config_errors: dict[str, tuple[str, str]] = field(default_factory=dict)
+    config_error_at: dict[str, float] = field(default_factory=dict)
+    image_reported: dict[str, tuple[str, str]] = field(default_factory=dict)
     last: dict[str, Run] = field(default_factory=dict)               # previous runs
     seen: dict[str, Run] = field(default_factory=dict)               # runs at the last sync
     killing: dict[str, asyncio.TimerHandle | None] = field(default_factory=dict)
@@ -339,21 +343,29 @@ class PodRuntime:
             self._sync_probes(pod, ps, pod_ip or "")
             view = self._containers_view(pod, ps, pod_ip or "", host_ip)
             plan = containers.plan(pod, view)
-            started = False
+            started = refused = False
+            skip_start_events = False
             for act in plan.actions:
                 if isinstance(act, StartContainer):
-                    started |= await self._start_container(pod, ps, act.name, pod_ip or "",
-                                                           host_ip)
+                    ok = await self._start_container(pod, ps, act.name, pod_ip or "", host_ip)
+                    started |= ok
+                    refused |= not ok
+                    skip_start_events = not ok
                 elif isinstance(act, KillContainer):
                     self._kill_container(pod, ps, act)
                 elif isinstance(act, ContainerEvent):
+                    if skip_start_events and act.reason in START_EVENTS:
+                        continue        # the container did not start: no Created/Started
+                    skip_start_events = False
                     self._event(pod, act.type, act.reason, act.message)
-            if not started:
-                break
+            if not (started or refused):
+                break                   # (refused: plan again so the status says why)
         self._sync_probes(pod, ps, pod_ip or "")
         recheck = now + RESYNC_SECONDS
         if plan.recheck is not None:
             recheck = min(recheck, plan.recheck)
+        for at in ps.config_error_at.values():      # a config error is tried again
+            recheck = min(recheck, at + CONFIG_RETRY_SECONDS)
         return plan.status, recheck
 
     def _containers_view(self, pod: dict, ps: PodState, pod_ip: str,
@@ -381,7 +393,11 @@ class PodRuntime:
                 if prev is not None:
                     ps.last[name] = prev
         waiting = dict(self.runtime.waiting(uid))
-        waiting.update(ps.config_errors)
+        now = self.clock()
+        # a config error (a missing ConfigMap, say) holds the container only for a while:
+        # then it is tried again, as kubelet's sync retries it
+        waiting.update({n: e for n, e in ps.config_errors.items()
+                        if now - ps.config_error_at.get(n, 0.0) < CONFIG_RETRY_SECONDS})
         return ContainersView(now=self.clock(), host_ip=host_ip, pod_ip=pod_ip, runs=runs,
                               last=dict(ps.last), waiting=waiting,
                               probes=self.probes.results(uid),
@@ -410,8 +426,10 @@ class PodRuntime:
             if ps.config_errors.get(name, ("", ""))[1] != str(e):
                 self._event(pod, "Warning", "Failed", f"Error: {e}")
             ps.config_errors[name] = (envvars.ConfigError.reason, str(e))
+            ps.config_error_at[name] = self.clock()
             return False
         ps.config_errors.pop(name, None)
+        ps.config_error_at.pop(name, None)
         ps.env[name] = env
         command, args = envvars.expand_command(c, env)
         c = dict(c)
@@ -425,9 +443,14 @@ class PodRuntime:
             st = await self._blocking(self.runtime.start_container, pod, c)
         except (OSError, ValueError) as e:
             ps.config_errors[name] = ("RunContainerError", str(e))
+            ps.config_error_at[name] = self.clock()
             self._event(pod, "Warning", "Failed", f"Error: {e}")
             return False
         if st is None:                       # the image cannot run: see runtime.waiting
+            why = self.runtime.waiting(uid).get(name)
+            if why is not None and ps.image_reported.get(name) != why:
+                ps.image_reported[name] = why
+                self._event(pod, "Warning", "Failed", f"Error: {why[0]}: {why[1]}")
             return False
         log.debug("started container %s of pod %s/%s (pid %s)", name, *ps.key, st.pid)
         self._unwatch((uid, name))              # the previous run's monitor, if any
