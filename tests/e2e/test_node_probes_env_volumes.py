@@ -420,22 +420,57 @@ def test_a_memory_empty_dir_is_capped_by_its_size_limit(k, ns):
     assert sh(k, ns, "capped", "head -c 1000 /dev/zero > /r/small").returncode == 0
 
 
-@pytest.mark.xfail(strict=True, reason="podvolumes/manager.py measures on-disk emptyDir usage "
-                   "against sizeLimit but only reports it: nothing evicts the pod as kubelet's "
-                   "eviction manager does")
 def test_a_disk_empty_dir_over_its_size_limit_evicts_the_pod(k, ns):
+    """kubelet's local-storage eviction: Failed/Evicted with upstream's message, a Warning
+    event, the DisruptionTarget condition, the container killed. kubectl's STATUS column is
+    then the killed container's reason (Error), as it prints for upstream's evicted pods."""
     create(k, ns, pod("over", container("c", "head -c 20971520 /dev/zero > /d/big; sleep 3600",
                                         volumeMounts=[{"name": "d", "mountPath": "/d"}]),
                       volumes=[{"name": "d", "emptyDir": {"sizeLimit": "5Mi"}}]))
 
     def evicted():
         p = pod_json(k, ns, "over")
+        assert p["status"].get("reason") == "Evicted" and p["status"]["phase"] == "Failed", \
+            p["status"]
+        return p
+    p = eventually(evicted, timeout=60)
+    message = 'Usage of EmptyDir volume "d" exceeds the limit "5Mi". '
+    assert p["status"]["message"] == message
+    cond = {c["type"]: c for c in p["status"]["conditions"]}["DisruptionTarget"]
+    assert (cond["status"], cond["reason"], cond["message"]) == \
+        ("True", "TerminationByKubelet", message)
+    term = cstatus(p, "c")["state"]["terminated"]
+    assert term["exitCode"] == 137, term
+    assert get_row(k, ns, "over")["STATUS"] == "Error"
+    evs = [e for e in events(k, ns, "over") if e["reason"] == "Evicted"]
+    assert len(evs) == 1 and evs[0]["type"] == "Warning" and evs[0]["message"] == message, evs
+
+
+def test_a_container_over_its_ephemeral_storage_limit_evicts_the_pod(k, ns):
+    """Its writable layer counts: a file written outside any volume."""
+    c = container("c", "head -c 12582912 /dev/zero > /var/big; sleep 3600",
+                  resources={"limits": {"ephemeral-storage": "8Mi"}})
+    create(k, ns, pod("layer", c, container("d", "sleep 3600")))
+
+    def evicted():
+        p = pod_json(k, ns, "layer")
         assert p["status"].get("reason") == "Evicted", p["status"]
         return p
     p = eventually(evicted, timeout=60)
-    assert p["status"]["phase"] == "Failed"
-    assert 'Usage of EmptyDir volume "d" exceeds the limit "5Mi"' in p["status"]["message"]
-    assert get_row(k, ns, "over")["STATUS"] == "Evicted"
+    # the pod's limit (the sum of its containers') is checked before the container's own
+    assert p["status"]["message"] == \
+        "Pod ephemeral local storage usage exceeds the total limit of containers 8Mi. "
+
+
+def test_an_empty_dir_within_its_size_limit_is_left_alone(k, ns):
+    create(k, ns, pod("under", container("c", "head -c 1048576 /dev/zero > /d/f; sleep 3600",
+                                         volumeMounts=[{"name": "d", "mountPath": "/d"}]),
+                      volumes=[{"name": "d", "emptyDir": {"sizeLimit": "5Mi"}}]))
+    running(k, ns, "under")
+    eventually(lambda: _assert_equal(sh(k, ns, "under", "stat -c %s /d/f").stdout, "1048576\n"))
+    time.sleep(12)               # one storage check of the agent (every 10 s) has passed
+    p = pod_json(k, ns, "under")
+    assert p["status"]["phase"] == "Running" and "reason" not in p["status"], p["status"]
 
 
 def test_sub_path_expr_optional_sources_and_downward_api_resources(k, ns):

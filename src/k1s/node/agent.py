@@ -203,6 +203,7 @@ class NodeAgent:
         provisioner = LocalProvisioner(self.ctx, node=self.name, data_dir=self.data_dir)
         return [asyncio.create_task(workers.run(), name="node:pods"),
                 asyncio.create_task(self.pods.watch_exits(), name="node:exits"),
+                asyncio.create_task(self.pods.watch_storage(), name="node:storage"),
                 asyncio.create_task(self._collect_orphans(workers), name="node:orphans"),
                 asyncio.create_task(provisioner.run(), name="node:provisioner")]
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 
 from k1s.client.events import rfc3339
 
+from .eviction import Verdict, deadline_at, deadline_verdict, standing_verdict
+from .podplan import parse_time
 from .podstatus import _base, _conditions, container_id, image_id, normalize_image
 
 BACKOFF_INITIAL = 10.0      # kubelet's backOffPeriod
@@ -67,6 +69,7 @@ class ContainersView:
     probes: dict[tuple[str, str], bool]     # (container, "readiness"|"liveness"|"startup") ->
     #                                         thresholded result; absent = no result yet
     killing: frozenset[str] = frozenset()   # containers being killed right now
+    verdict: Verdict | None = None          # the node fails the pod (an eviction)
 
 
 # -- what we tell the agent --------------------------------------------------------------------
@@ -158,7 +161,7 @@ def _pod_ref(pod: dict) -> str:
     return f"{md.get('name', '')}_{md.get('namespace', '')}({md.get('uid', '')})"
 
 
-def _grace(pod: dict, probe: dict | None) -> int:
+def grace_period(pod: dict, probe: dict | None) -> int:
     if probe and probe.get("terminationGracePeriodSeconds") is not None:
         return int(probe["terminationGracePeriodSeconds"])
     g = _spec(pod).get("terminationGracePeriodSeconds")
@@ -256,7 +259,7 @@ def _check_probes(b: _Builder, c: dict, run: Run | None, sidecar: bool) -> None:
         message = f"Container {name} failed {what} probe"
         if _policy(b.pod) != "Never":
             message += ", will be restarted"
-    b.kill(name, _grace(b.pod, probe), message)
+    b.kill(name, grace_period(b.pod, probe), message)
 
 
 def _keep_sidecar(b: _Builder, c: dict) -> None:
@@ -331,9 +334,19 @@ def plan(pod: dict, view: ContainersView) -> Plan:
     init_failed = _policy(pod) == "Never" and not initialized and any(
         not _is_sidecar(c) and c["name"] in runs and runs[c["name"]].exit_code not in (None, 0)
         for c in inits)
-    finished = old_phase in TERMINAL or init_failed or _finished(pod, apps, runs)
+    # the node may fail the pod itself (an eviction, its active deadline): it is finished
+    started = (pod.get("status") or {}).get("startTime")
+    start_time = parse_time(started) if started else view.now
+    verdict = view.verdict or standing_verdict(pod) or \
+        deadline_verdict(pod, start_time, view.now)
+    finished = old_phase in TERMINAL or init_failed or verdict is not None or \
+        _finished(pod, apps, runs)
     # a pod being deleted is stopped by the agent's deletion path: nothing (re)starts
     deleting = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+    if verdict is None and not deleting and old_phase not in TERMINAL:
+        at = deadline_at(pod, start_time)
+        if at is not None:
+            b._later(at)                 # look again when the active deadline passes
     if not finished and not deleting:
         init_done = _walk_init(b, inits, initialized)
         if init_done or initialized:
@@ -349,10 +362,12 @@ def plan(pod: dict, view: ContainersView) -> Plan:
     if finished and not deleting:
         # kubelet kills the pod: app containers (only a pod written terminal by someone else
         # can still have some), then the sidecars, last first
+        grace = verdict.grace if verdict is not None and verdict.grace is not None \
+            else grace_period(pod, None)
         for c in (*apps, *reversed(inits)):
             run = runs.get(c["name"])
             if run is not None and run.exit_code is None:
-                b.kill(c["name"], _grace(pod, None), f"Stopping container {c['name']}")
+                b.kill(c["name"], grace, f"Stopping container {c['name']}")
         for c in apps:     # an image still missing shows as such
             if c["name"] not in runs and c["name"] in view.waiting:
                 b.waits[c["name"]] = view.waiting[c["name"]]
@@ -361,7 +376,28 @@ def plan(pod: dict, view: ContainersView) -> Plan:
     if old_phase in TERMINAL:
         status["phase"] = old_phase          # no way back out of a terminal phase
         status["conditions"] = _pod_conditions(pod, view, status, inits, apps)
+    if verdict is not None and not deleting:
+        _fail(pod, view, status, verdict, b, inits, apps)
     return Plan(b.actions, status, b.recheck)
+
+
+def _fail(pod: dict, view: ContainersView, status: dict, verdict: Verdict, b: _Builder,
+          inits: list[dict], apps: list[dict]) -> None:
+    """The node failed the pod: its reason and message now, the Failed phase once nothing of
+    it runs (kubelet writes a terminal phase only after the pod's containers stopped, so the
+    agent's teardown of a finished pod never cuts a grace period short)."""
+    old = pod.get("status") or {}
+    if old.get("reason") != verdict.reason:
+        b.actions.append(ContainerEvent(verdict.event_type, verdict.reason, verdict.message))
+    status["reason"], status["message"] = verdict.reason, verdict.message
+    if not any(r.exit_code is None for r in view.runs.values()):
+        status["phase"] = "Failed"
+    status["conditions"] = _pod_conditions(pod, view, status, inits, apps)
+    if verdict.disruption and not any(c.get("type") == "DisruptionTarget"
+                                      for c in status["conditions"]):
+        status["conditions"].append({
+            "type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet",
+            "message": verdict.message, "lastTransitionTime": rfc3339(view.now)})
 
 
 # -- status ------------------------------------------------------------------------------------

@@ -43,8 +43,9 @@ from typing import Callable
 
 from k1s.client.events import EventRecorder
 
-from . import containers, envvars, serviceenv
+from . import containers, envvars, eviction, serviceenv
 from .containers import ContainerEvent, ContainersView, KillContainer, Run, StartContainer
+from .eviction import StorageUse, Verdict
 from .network.bridge import NodeNetwork
 from .network.pod import PodNetwork
 from .podvolumes.manager import HostVolume, MountFailed, VolumeManager
@@ -57,6 +58,7 @@ from .runtime.sandbox import VolumeMount
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 5.0           # a safety net: exits normally wake the pod through a pidfd
+STORAGE_SECONDS = 10.0       # kubelet's eviction manager looks at local storage this often
 RESYNC_SECONDS = 60.0        # kubelet's periodic pod sync (volumes follow their sources)
 MOUNT_RETRY_FIRST = 1.0      # seconds before a failed setup is tried again, doubling ...
 MOUNT_RETRY_MAX = 32.0       # ... up to this
@@ -88,6 +90,9 @@ class PodState:
     stopping: asyncio.Task | None = None
     signature: tuple = ()                      # container states at the last exit poll
     netns: str | None = None
+    pod: dict | None = None                    # the pod as last synced (for storage checks)
+    verdict: Verdict | None = None             # the node evicts it (local storage)
+    verdict_reported: str = ""                 # its event was recorded
 
 
 def run_of(st: process.ContainerState) -> Run:
@@ -327,6 +332,7 @@ class PodRuntime:
                               host_ip: str) -> tuple[dict | None, float | None]:
         uid = _uid(pod)
         ps = self._state_for(pod)
+        ps.pod = pod
         now = self.clock()
         if not ps.prepared or now - ps.volumes_at >= RESYNC_SECONDS:
             if not ps.prepared:
@@ -357,6 +363,10 @@ class PodRuntime:
                     if skip_start_events and act.reason in START_EVENTS:
                         continue        # the container did not start: no Created/Started
                     skip_start_events = False
+                    if act.reason in eviction.NODE_REASONS:
+                        if ps.verdict_reported == act.reason:
+                            continue    # once, though the status saying so may lag
+                        ps.verdict_reported = act.reason
                     self._event(pod, act.type, act.reason, act.message)
             if not (started or refused):
                 break                   # (refused: plan again so the status says why)
@@ -401,7 +411,7 @@ class PodRuntime:
         return ContainersView(now=self.clock(), host_ip=host_ip, pod_ip=pod_ip, runs=runs,
                               last=dict(ps.last), waiting=waiting,
                               probes=self.probes.results(uid),
-                              killing=frozenset(ps.killing))
+                              killing=frozenset(ps.killing), verdict=ps.verdict)
 
     async def _start_container(self, pod: dict, ps: PodState, name: str, pod_ip: str,
                          host_ip: str) -> bool:
@@ -455,6 +465,8 @@ class PodRuntime:
         log.debug("started container %s of pod %s/%s (pid %s)", name, *ps.key, st.pid)
         self._unwatch((uid, name))              # the previous run's monitor, if any
         self._watch_monitor(uid, name)
+        if st.exit_code is None:
+            await self._post_start(pod, ps, c, st)
         return True
 
     def _kill_container(self, pod: dict, ps: PodState, act: KillContainer) -> None:
@@ -514,6 +526,49 @@ class PodRuntime:
             except Exception:                # one unreadable pod must not stop the others
                 log.exception("looking at container states failed")
 
+    # -- local storage ---------------------------------------------------------------------------------
+    async def watch_storage(self) -> None:
+        """Kubelet's eviction manager for local storage: every STORAGE_SECONDS, the pods with
+        a limit to check are measured (off the loop: it walks their files)."""
+        while True:
+            await asyncio.sleep(STORAGE_SECONDS)
+            try:
+                await self.check_storage()
+            except Exception:
+                log.exception("checking local storage failed")
+
+    async def check_storage(self) -> None:
+        for ps in list(self.pods.values()):
+            pod = ps.pod
+            if pod is None or ps.verdict is not None or not ps.prepared or \
+                    (pod.get("metadata") or {}).get("deletionTimestamp") or \
+                    not eviction.measures_storage(pod):
+                continue
+            use = await self._blocking(self.storage_use, pod)
+            verdict = eviction.storage_verdict(pod, use)
+            if verdict is not None and ps.verdict is None:
+                log.info("evicting pod %s/%s: %s", *ps.key, verdict.message)
+                ps.verdict = verdict
+                self.wake(ps.key)
+
+    def storage_use(self, pod: dict) -> StorageUse:
+        """What the pod uses on the node's disk: disk emptyDirs, and each container's
+        writable layer plus its logs."""
+        from .volumes import dirs
+        uid = _uid(pod)
+        empty = {n: used for n, (used, _limit) in self.volumes.empty_dir_usage(pod).items()}
+        per_container = {}
+        for c in _all_containers(pod):
+            name = c.get("name", "")
+            try:
+                paths = (os.path.join(process.container_dir(self.data_dir, uid, name), "upper"),
+                         os.path.dirname(process.log_path(self.data_dir, uid, name, 0)))
+            except ValueError:
+                continue
+            per_container[name] = sum(dirs.usage(p, 0).used_bytes for p in paths
+                                      if os.path.isdir(p))
+        return StorageUse(empty_dirs=empty, containers=per_container)
+
     # -- stopping ------------------------------------------------------------------------------------
     async def _stop(self, pod: dict, grace: int) -> None:
         uid = _uid(pod)
@@ -534,29 +589,58 @@ class PodRuntime:
             self.wake(ps.key)
 
     async def _pre_stop(self, pod: dict, c: dict) -> None:
-        from .streams import exec as execmod
-        hook = (c.get("lifecycle") or {}).get("preStop") or {}
         st = self.runtime.container_states(_uid(pod)).get(c.get("name", ""))
         if st is None or st.exit_code is not None:
             return
+        err = await self._run_hook(pod, c, (c.get("lifecycle") or {}).get("preStop") or {}, st)
+        if err:
+            self._event(pod, "Warning", "FailedPreStopHook", f"PreStopHook failed: {err}")
+
+    async def _post_start(self, pod: dict, ps: PodState, c: dict,
+                          st: process.ContainerState) -> bool:
+        """Run the container's postStart hook, as kubelet does right after the start; if it
+        fails the container is killed (and restarted by its policy). False: it failed."""
+        hook = (c.get("lifecycle") or {}).get("postStart")
+        if not hook:
+            return True
+        err = await self._run_hook(pod, c, hook, st)
+        if not err:
+            return True
+        log.info("postStart hook of %s in pod %s/%s failed: %s", c.get("name"), *ps.key, err)
+        # upstream keeps the hook's output out of the event: it may hold secrets
+        self._event(pod, "Warning", "FailedPostStartHook", "PostStartHook failed")
+        grace = containers.grace_period(pod, None)
+        self._kill_container(pod, ps, KillContainer(c.get("name", ""), grace,
+                                                    "FailedPostStartHook"))
+        return False
+
+    async def _run_hook(self, pod: dict, c: dict, hook: dict,
+                        st: process.ContainerState) -> str:
+        """A lifecycle handler (exec in the container, httpGet in the pod's network, sleep):
+        '' when it succeeded, else what failed."""
+        from .streams import exec as execmod
         if hook.get("exec"):
+            argv = list(hook["exec"].get("command") or [])
             try:
-                ex = await execmod.spawn(st.pid, list(hook["exec"].get("command") or []),
-                                         stdin=False, tty=False, stderr=True,
+                ex = await execmod.spawn(st.pid, argv, stdin=False, tty=False, stderr=True,
                                          env=process.read_env(self.data_dir, _uid(pod),
                                                               c.get("name", "")))
-                await ex.proc.communicate()
+                out, err = await ex.proc.communicate()
             except OSError as e:
-                self._event(pod, "Warning", "FailedPreStopHook",
-                            f"PreStopHook failed: {e}")
-        elif hook.get("sleep"):
+                return str(e)
+            if ex.proc.returncode != 0:
+                return (f"command {' '.join(argv)!r} exited with {ex.proc.returncode}: "
+                        f"{(out or b'').decode(errors='replace')}"
+                        f"{(err or b'').decode(errors='replace')}")
+            return ""
+        if hook.get("sleep"):
             await asyncio.sleep(int((hook["sleep"] or {}).get("seconds") or 0))
-        elif hook.get("httpGet"):
+            return ""
+        if hook.get("httpGet"):
             ps = self.pods.get(_uid(pod))
-            err = await _http_hook(hook["httpGet"], c, ps.netns if ps else None,
-                                   self.pool.get(_uid(pod)) or "")
-            if err:
-                self._event(pod, "Warning", "FailedPreStopHook", f"PreStopHook failed: {err}")
+            return await _http_hook(hook["httpGet"], c, ps.netns if ps else None,
+                                    self.pool.get(_uid(pod)) or "")
+        return "the handler has no exec, httpGet or sleep action"
 
     async def cleanup(self, uid: str) -> None:
         """Take down what a pod that is gone left: volumes, containers and files, network."""
