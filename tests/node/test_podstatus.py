@@ -365,3 +365,22 @@ def test_pod_life_invariants(steps, delay, cap):
 def test_short_lived_creating_status_is_not_written():
     acts = plan_pod(pod(), view(started_at=T0, ready_at=T0 + podplan.COALESCE_SECONDS / 2))
     assert kinds(acts) == ["Requeue"]
+
+
+def test_a_pod_waiting_for_its_volumes_fails_at_its_active_deadline():
+    """kubelet's deadline counts from startTime whatever the pod waits for: a pod held in
+    ContainerCreating by a volume fails with DeadlineExceeded, and is looked at again at
+    whichever comes first, the mount retry or the deadline."""
+    p = pod(spec={"activeDeadlineSeconds": 60}, status={"startTime": NOW})
+    before = plan_pod(p, view(now=T0 + 10, volume_problem="MountVolume.SetUp failed",
+                              retry_at=T0 + 100))
+    assert kinds(before) == ["WriteStatus", "Event", "Requeue"]
+    assert before[-1] == Requeue(50.0)
+    after = plan_pod(p, view(now=T0 + 60, volume_problem="MountVolume.SetUp failed"))
+    assert kinds(after) == ["WriteStatus", "Event"]
+    st = after[0].status
+    assert (st["phase"], st["reason"], st["message"]) == (
+        "Failed", "DeadlineExceeded",
+        "Pod was active on the node longer than the specified deadline")
+    assert after[1] == Event("Normal", "DeadlineExceeded", st["message"])
+    assert st["startTime"] == NOW

@@ -11,7 +11,8 @@ The rules, in order (kubelet's pod worker, reduced to what a node decides):
 3. **Volumes not mountable** (a claim missing, not Bound, or being deleted; or the runtime's
    last mount attempt failed): stay ContainerCreating and report FailedMount once per
    distinct problem (the event recorder counts repeats; claims changing wake the pod; a failed
-   mount is tried again at `retry_at`).
+   mount is tried again at `retry_at`) — unless its activeDeadlineSeconds passed meanwhile:
+   then it is Failed with reason DeadlineExceeded, as kubelet does.
 4. **Not started**: ask the runtime to start it.
 5. **Starting** (containers ready at `ready_at` in the future): ContainerCreating (unless
    that is less than COALESCE_SECONDS away), look again at `ready_at`.
@@ -31,7 +32,7 @@ from datetime import datetime, timezone
 
 from k1s.client.events import rfc3339
 
-from . import podstatus
+from . import eviction, podstatus
 
 TERMINAL = ("Succeeded", "Failed")
 # A status that would be current for less than this is not written: the next one replaces
@@ -173,11 +174,21 @@ def plan_pod(pod: dict, view: PodView) -> list[Action]:
     if status.get("phase") in TERMINAL:
         return []
     if view.volume_problem:
-        out = _write_if_changed(pod, podstatus.creating(pod, view.host_ip, now))
+        creating = podstatus.creating(pod, view.host_ip, now)
+        start = parse_time(creating["startTime"])
+        if view.started_at is None:
+            # kubelet's active deadline counts while the pod waits for its volumes too
+            verdict = eviction.deadline_verdict(pod, start, view.now)
+            if verdict is not None:
+                return [WriteStatus(dict(creating, phase="Failed", reason=verdict.reason,
+                                         message=verdict.message)),
+                        Event(verdict.event_type, verdict.reason, verdict.message)]
+        out = _write_if_changed(pod, creating)
         if view.volume_problem != view.reported_problem:
             out.append(Event("Warning", "FailedMount", view.volume_problem))
-        if view.retry_at is not None:
-            out.append(Requeue(max(0.0, view.retry_at - view.now)))
+        retry = [t for t in (view.retry_at, eviction.deadline_at(pod, start)) if t is not None]
+        if retry:
+            out.append(Requeue(max(0.0, min(retry) - view.now)))
         return out
     if view.started_at is None:
         return [Start()]
