@@ -5,7 +5,7 @@ StatusError to refuse. Upstream's equivalents:
 
 - NamespaceLifecycle: no new content in a namespace that does not exist or is terminating;
   the namespaces default, kube-system and kube-public cannot be deleted.
-- ServiceIPs: allocate a ClusterIP from the service CIDR (headless `None` stays None), keep it
+- ServiceIPs: allocate a ClusterIP from the service CIDR (dynamic ones above the static band) (headless `None` stays None), keep it
   on update.
 - DefaultStorageClass, StorageObjectInUseProtection: storage (see their classes).
 - DefaultTolerationSeconds: a new pod that does not already tolerate the not-ready and
@@ -83,7 +83,12 @@ class ServiceIPs(Plugin):
         self.objects = objects
         self.net = ipaddress.ip_network(cidr)
         self._pending: set[str] = set()
-        self._next = 1
+        self.size = self.net.num_addresses - 2          # network and broadcast excluded
+        # upstream's static band (KEP-3070): the low min(max(16, size/16), 256) addresses are
+        # left to Services that ask for one (kube-dns's 10.96.0.10, say); dynamic allocation
+        # takes the upper band first and the low band only once the upper one is full
+        self.band = min(max(16, self.size // 16), 256, self.size)
+        self._next = self.band + 1
 
     def _used(self) -> set[str]:
         used = set(self._pending)
@@ -105,12 +110,16 @@ class ServiceIPs(Plugin):
                 raise ValueError(f"provided IP is not in the valid range. The range of valid "
                                  f"IPs is {self.net}")
             return requested
-        size = self.net.num_addresses - 2
-        for i in range(size):
-            off = (self._next + i - 1) % size + 1
+        upper = self.size - self.band
+        for i in range(upper):
+            off = self.band + 1 + (self._next - self.band - 1 + i) % upper
             ip = str(self.net.network_address + off)
             if ip not in used:
                 self._next = off + 1
+                return ip
+        for off in range(1, self.band + 1):
+            ip = str(self.net.network_address + off)
+            if ip not in used:
                 return ip
         raise ValueError("range is full")
 
