@@ -5,8 +5,8 @@ StatusError to refuse. Upstream's equivalents:
 
 - NamespaceLifecycle: no new content in a namespace that does not exist or is terminating;
   the namespaces default, kube-system and kube-public cannot be deleted.
-- ServiceIPs: allocate a ClusterIP from the service CIDR (dynamic ones above the static band) (headless `None` stays None), keep it
-  on update.
+- ServiceIPs: allocate a ClusterIP from the service CIDR (dynamic ones above the static band;
+  headless `None` stays None), keep it on update.
 - DefaultStorageClass, StorageObjectInUseProtection: storage (see their classes).
 - DefaultTolerationSeconds: a new pod that does not already tolerate the not-ready and
   unreachable NoExecute taints gets 300 s tolerations for them, so a node that goes silent
