@@ -215,6 +215,47 @@ def test_an_exec_probe_that_times_out_fails(k, ns):
 
 # --- environment ----------------------------------------------------------------------------
 
+GRPC_HEALTH_SERVER = """
+import sys, time
+from concurrent import futures
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+servicer = health.HealthServicer()
+health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+server.add_insecure_port("0.0.0.0:9090")
+server.start()
+servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+servicer.set("db", health_pb2.HealthCheckResponse.NOT_SERVING)
+print("serving", flush=True)
+server.wait_for_termination()
+"""
+
+
+def test_grpc_probes_against_a_real_grpc_health_server_in_the_pod(k, ns):
+    """The container runs grpcio's health service (the test's own Python, seen through the
+    container's view of the host); a readiness probe on the overall service makes it Ready,
+    a liveness probe on a NOT_SERVING service restarts it with kubelet's message."""
+    pytest.importorskip("grpc_health", reason="grpcio-health-checking is a test dependency")
+    import sys
+
+    def server(name, **probe):
+        c = container("g", image="busybox", **probe)
+        c["command"] = [sys.executable, "-c", GRPC_HEALTH_SERVER]
+        return pod(name, c)
+    create(k, ns, server("ready", readinessProbe={"grpc": {"port": 9090}, "periodSeconds": 1}))
+    create(k, ns, server("sick", livenessProbe={"grpc": {"port": 9090, "service": "db"},
+                                                "periodSeconds": 1, "failureThreshold": 1,
+                                                "initialDelaySeconds": 2}))
+    running(k, ns, "ready")
+    assert cstatus(pod_json(k, ns, "ready"), "g")["ready"] is True
+    evs = events_with(k, ns, "sick", "Unhealthy")
+    assert evs[0]["message"] == \
+        'Liveness probe failed: service unhealthy (responded with "NOT_SERVING")', evs
+    eventually(lambda: _assert_equal(
+        cstatus(pod_json(k, ns, "sick"), "g").get("restartCount", 0) >= 1, True), timeout=90)
+
+
 def test_environment_from_values_references_and_the_downward_api(k, ns):
     create(k, ns, configmap("settings", {"color": "blue", "size": "large"}))
     create(k, ns, secret("creds", {"password": "s3cret", "user": "admin"}))

@@ -250,8 +250,10 @@ async def test_https_without_certificate_verification(tmp_path):
 
 
 async def test_grpc_and_unknown_ports():
-    got = await probes.run_check({"grpc": {"port": 9000}}, LOCAL, {}, 1)
-    assert not got.ok and not got.errored and "grpc probes are not supported" in got.detail
+    closed = _free_closed_port()
+    got = await probes.run_check({"grpc": {"port": closed}}, LOCAL, {}, 1)
+    assert not got.ok and not got.errored
+    assert got.detail.startswith(f'error: failed to connect service at "127.0.0.1:{closed}"')
     got = await probes.run_check({"tcpSocket": {"port": "admin"}}, LOCAL, {"name": "c"}, 1)
     assert got.errored and "'admin' not found" in got.detail
 
@@ -269,14 +271,14 @@ async def test_http_server_closing_without_an_answer():
 
 async def test_errored_tries_are_not_counted_but_failures_are():
     """An unknown named port errors (kubelet throws such a try away: the result stays
-    absent); an unsupported grpc probe fails and counts."""
+    absent); a grpc probe nothing answers fails and counts."""
     events = []
     m = ProbeManager(on_change=lambda _u: None, on_event=lambda _p, *a: events.append(a))
     p = pod("web-0", [{"name": "c", "ports": [{"name": "http", "containerPort": 80}],
                        "readinessProbe": {"tcpSocket": {"port": "admin"},
                                           "failureThreshold": 1, **FAST},
-                       "livenessProbe": {"grpc": {"port": 9000}, "failureThreshold": 1,
-                                         **FAST}}])
+                       "livenessProbe": {"grpc": {"port": _free_closed_port()},
+                                         "failureThreshold": 1, **FAST}}])
     uid = p["metadata"]["uid"]
     try:
         m.sync(p, {"c": LOCAL})
@@ -284,7 +286,7 @@ async def test_errored_tries_are_not_counted_but_failures_are():
         assert m.results(uid) == {("c", "liveness"): False}
         assert ("Warning", "Unhealthy", "Readiness probe errored: port 'admin' not found in "
                 "the ports of container 'c'") in events
-        assert any(e[2].startswith("Liveness probe failed: grpc probes are not supported")
+        assert any(e[2].startswith("Liveness probe failed: error: failed to connect service")
                    for e in events)
     finally:
         await m.close()

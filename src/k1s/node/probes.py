@@ -6,7 +6,7 @@ after initialDelaySeconds, and flips its thresholded result after successThresho
 failureThreshold consecutive equal tries. The agent reads `results(uid)` (absent = no result
 yet: not ready, alive, not started) and is told by `on_change(uid)` when one changed.
 
-The checks themselves (exec, httpGet, tcpSocket) reach the container the way the kubelet does,
+The checks themselves (exec, httpGet, tcpSocket, grpc) reach the container the way the kubelet does,
 but without leaving the pod: sockets are made inside the pod's network namespace
 (`network.forward`), because the root namespace of these machines may reach only loopback, and
 exec probes join the container (`streams.exec.spawn`). All I/O is async: a probe never blocks
@@ -39,6 +39,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable
 
+from . import grpcprobe
 from .network import forward
 from .runtime import linux
 from .streams import exec as streams_exec
@@ -346,6 +347,46 @@ async def check_http(target: Target, action: dict, container: dict, timeout: flo
     return Outcome(False, f"HTTP probe failed with statuscode: {status}")
 
 
+def _go_seconds(t: float) -> str:
+    return f"{t:g}s"
+
+
+async def check_grpc(target: Target, action: dict, timeout: float) -> Outcome:
+    """grpc.health.v1.Health/Check at the pod's IP and the given port, with kubelet's words."""
+    port = action.get("port")
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise ProbeError(f"invalid port number: {port}")
+    service = str(action.get("service") or "")
+    addr = f"{target.pod_ip}:{port}"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        sock = await _connect(target.netns, target.pod_ip, port, timeout)
+    except (TimeoutError, asyncio.TimeoutError):
+        return Outcome(False, f"timeout: failed to connect service {json.dumps(addr)} within "
+                              f"{_go_seconds(timeout)}: context deadline exceeded")
+    except OSError as e:
+        return Outcome(False, f"error: failed to connect service at {json.dumps(addr)}: "
+                              f"{_dial_error(target.pod_ip, port, e)}")
+    try:
+        async with asyncio.timeout_at(deadline):
+            status = await grpcprobe.check(sock, addr, service)
+    except (TimeoutError, asyncio.TimeoutError):
+        return Outcome(False, f"timeout: health rpc did not complete within "
+                              f"{_go_seconds(timeout)}")
+    except grpcprobe.RPCError as e:
+        if e.code == grpcprobe.UNIMPLEMENTED:
+            return Outcome(False, "error: this server does not implement the grpc health "
+                                  f"protocol (grpc.health.v1.Health): {e.message}")
+        return Outcome(False, f"error: health rpc probe failed: {e}")
+    except grpcprobe.BROKEN as e:
+        return Outcome(False, f"error: health rpc probe failed: {e}")
+    finally:
+        sock.close()
+    ok, detail = grpcprobe.outcome(status)
+    return Outcome(ok, "" if ok else detail)
+
+
 async def check_exec(target: Target, action: dict, timeout: float) -> Outcome:
     argv = [str(a) for a in action.get("command") or []]
     if not argv:
@@ -423,8 +464,7 @@ async def run_check(probe: dict, target: Target, container: dict, timeout: float
         if isinstance(probe.get("tcpSocket"), dict):
             return await check_tcp(target, probe["tcpSocket"], container, timeout)
         if isinstance(probe.get("grpc"), dict):
-            return Outcome(False, "grpc probes are not supported by k1s (no gRPC client in "
-                                  "the node agent); use an exec, httpGet or tcpSocket probe")
+            return await check_grpc(target, probe["grpc"], timeout)
         raise ProbeError(f"missing probe handler for container {container.get('name')!r}")
     except ProbeError as e:
         return Outcome(False, str(e), errored=True)
