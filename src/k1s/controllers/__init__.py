@@ -63,6 +63,11 @@ def _endpointslice(ctx) -> Any:
     return EndpointSliceController(ctx)
 
 
+def _endpointslice_mirroring(ctx) -> Any:
+    from .endpointslicemirroring.controller import EndpointSliceMirroringController
+    return EndpointSliceMirroringController(ctx)
+
+
 def _dns(ctx) -> Any:
     # cluster DNS (CoreDNS's role), answering from the shared informers; where it listens comes
     # from K1S_DNS_HOST / K1S_DNS_PORT (loopback and a free port unless told otherwise)
@@ -90,5 +95,6 @@ CONTROLLERS: dict[str, Callable[[Any], Any]] = {
     "scheduler": _scheduler,
     "endpoint": _endpoint,
     "endpointslice": _endpointslice,
+    "endpointslice-mirroring": _endpointslice_mirroring,
     "dns": _dns,
 }

@@ -199,8 +199,8 @@ def plan(svc: dict, pods: list[dict], existing: list[dict], *,
             if sig not in desired:
                 to_delete.extend(slices)
         for sig, (ports, want) in desired.items():
-            c, u, d = _reconcile_ports(svc, family, ports, dict(want), by_sig.get(sig, []),
-                                       labels, max_per_slice)
+            c, u, d = reconcile_ports(lambda f, p: new_slice(svc, f, p), family, ports,
+                                      dict(want), by_sig.get(sig, []), labels, max_per_slice)
             to_create += c
             to_update += u
             to_delete += d
@@ -216,20 +216,7 @@ def plan(svc: dict, pods: list[dict], existing: list[dict], *,
                 to_update.append(kept)
         else:
             to_create.append(new_slice(svc, family, []))
-    # turn a create plus a delete of the same address type into an update (less churn)
-    i = 0
-    while i < len(to_delete) and to_create:
-        gone = to_delete[i]
-        new = to_create[-1]
-        if gone.get("addressType") == new.get("addressType") and owned_by(gone, svc):
-            reuse = copy.deepcopy(gone)
-            reuse["ports"], reuse["endpoints"] = new["ports"], new["endpoints"]
-            reuse["metadata"]["labels"] = labels
-            to_create.pop()
-            to_update.append(reuse)
-            to_delete.pop(i)
-        else:
-            i += 1
+    reuse_deleted(to_create, to_update, to_delete, lambda sl: owned_by(sl, svc), labels)
     for sl in to_create + to_update:
         ann = dict(meta(sl).get("annotations") or {})
         if trigger_time:
@@ -244,9 +231,30 @@ def plan(svc: dict, pods: list[dict], existing: list[dict], *,
     return out
 
 
-def _reconcile_ports(svc: dict, family: str, ports: list, want: dict[tuple, dict],
-                     slices: list[dict], labels: dict, max_per_slice: int):
-    """The slices of one port set: (to create, to update, to delete). `want` is consumed."""
+def reuse_deleted(to_create: list[dict], to_update: list[dict], to_delete: list[dict],
+                  owns: Callable[[dict], bool], labels: dict) -> None:
+    """Turn a create plus a delete of the same address type into an update of the deleted
+    slice (less churn for watchers). Changes the three lists in place."""
+    i = 0
+    while i < len(to_delete) and to_create:
+        gone = to_delete[i]
+        new = to_create[-1]
+        if gone.get("addressType") == new.get("addressType") and owns(gone):
+            reuse = copy.deepcopy(gone)
+            reuse["ports"], reuse["endpoints"] = new["ports"], new["endpoints"]
+            reuse["metadata"]["labels"] = labels
+            to_create.pop()
+            to_update.append(reuse)
+            to_delete.pop(i)
+        else:
+            i += 1
+
+
+def reconcile_ports(make: Callable[[str, list], dict], family: str, ports: list,
+                    want: dict[tuple, dict], slices: list[dict], labels: dict,
+                    max_per_slice: int):
+    """The slices of one port set: (to create, to update, to delete). `want` is consumed;
+    `make(family, ports)` is a new empty slice."""
     to_update: list[dict] = []
     to_delete: list[dict] = []
     unchanged: list[dict] = []
@@ -293,7 +301,7 @@ def _reconcile_ports(svc: dict, family: str, ports: list, want: dict[tuple, dict
                                        for ep in target.get("endpoints") or ()]
                 to_update.append(target)
         if target is None:
-            target = new_slice(svc, family, ports)
+            target = make(family, ports)
             to_create.append(target)
         while want and len(target["endpoints"]) < max_per_slice:
             target["endpoints"].append(want.pop(next(iter(want))))

@@ -1,0 +1,1 @@
+"""Mirrors the Endpoints of selector-less Services into EndpointSlices (upstream endpointslicemirroring)."""
