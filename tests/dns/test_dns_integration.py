@@ -283,3 +283,36 @@ async def test_garbage_and_abrupt_clients_do_not_stop_the_server(dns):
     await eventually(formerrs, 10)
     tr.close()
     assert all(DNSRecord.parse(g).header.rcode == 1 for g in sink.got)
+
+
+async def test_a_selector_less_headless_service_resolves_through_mirrored_slices(api_server):
+    """A Service without selector and its hand-written Endpoints: the mirroring controller turns
+    them into slices, and DNS (which reads slices only) answers with the addresses, hostnames
+    included."""
+    from k1s.controllers.endpointslicemirroring.controller import (
+        EndpointSliceMirroringController)
+    made = {}
+
+    def factory(ctx):
+        made["srv"] = DNSServer(ctx, zone=Z)
+        return made["srv"]
+
+    async with running_controllers(api_server.url, factory,
+                                   EndpointSliceMirroringController) as c:
+        await asyncio.wait_for(made["srv"].ready.wait(), 30)
+        srv = made["srv"]
+        await c.create(SVC, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext"},
+                             "spec": {"clusterIP": "None", "ports": [{"port": 5432}]}},
+                       "default")
+        await c.create(registry.core("endpoints"), {
+            "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "ext"},
+            "subsets": [{"addresses": [{"ip": "192.0.2.7", "hostname": "db-0"},
+                                       {"ip": "192.0.2.8"}],
+                         "ports": [{"port": 5432}]}]}, "default")
+
+        async def resolves():
+            r = await query(srv.port, f"ext.default.svc.{Z}")
+            return r if values(r) == {"192.0.2.7", "192.0.2.8"} else None
+        await eventually(resolves, 20)
+        r = await query(srv.port, f"db-0.ext.default.svc.{Z}")
+        assert values(r) == {"192.0.2.7"}
