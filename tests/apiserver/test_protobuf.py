@@ -20,22 +20,14 @@ from aiohttp import web
 from hypothesis import given, settings, strategies as st
 
 from k1s.api.errors import StatusError
+from k1s.api.protowire import encode_varint
 from k1s.apiserver.protobuf import MAGIC, decode_body, go_duration
 
 
 # --- a minimal protobuf encoder ---------------------------------------------------------------
 
 def varint(n: int) -> bytes:
-    n &= (1 << 64) - 1   # negative numbers as two's complement, ten bytes
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+    return encode_varint(n)
 
 
 def key(num: int, wire: int) -> bytes:

@@ -57,10 +57,11 @@ import datetime as _dt
 import functools
 import os
 import struct
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import orjson
 
+from k1s.api import protowire
 from k1s.api.errors import StatusError, bad_request
 
 MAGIC = b"k8s\x00"
@@ -73,7 +74,7 @@ _META = "k8s.io.apimachinery.pkg.apis.meta.v1"
 MAX_DEPTH = 100
 
 # Wire types.
-_VARINT, _I64, _LEN, _SGROUP, _EGROUP, _I32 = 0, 1, 2, 3, 4, 5
+_VARINT, _I64, _LEN, _I32 = protowire.VARINT, protowire.I64, protowire.LEN, protowire.I32
 
 _VARINT_TYPES = {"int32", "int64", "uint32", "uint64", "sint32", "sint64", "bool", "enum"}
 _I64_TYPES = {"fixed64", "sfixed64", "double"}
@@ -101,60 +102,10 @@ def _tables() -> tuple[dict[str, dict[int, _Spec]], dict[str, str]]:
     return messages, data["kinds"]
 
 
-class _Malformed(Exception):
-    """Raised inside the reader; turned into one 400 at the edge."""
-
-
-# --- the wire-format reader -------------------------------------------------------------------
-
-def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end:
-            raise _Malformed("unexpected EOF")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-        if shift >= 70:
-            raise _Malformed("integer overflow")
-
-
-def _fields(buf: bytes, pos: int, end: int) -> Iterator[tuple[int, int, Any]]:
-    """Yield (field number, wire type, value) for each field in buf[pos:end].
-
-    The value is an int for varint/64-bit/32-bit fields (fixed-width ones as unsigned little
-    endian) and a bytes slice for length-delimited ones.
-    """
-    while pos < end:
-        key, pos = _varint(buf, pos, end)
-        num, wt = key >> 3, key & 7
-        if num == 0:
-            raise _Malformed("illegal field number 0")
-        if wt == _VARINT:
-            val, pos = _varint(buf, pos, end)
-        elif wt == _I64:
-            if pos + 8 > end:
-                raise _Malformed("unexpected EOF")
-            val = int.from_bytes(buf[pos:pos + 8], "little")
-            pos += 8
-        elif wt == _LEN:
-            n, pos = _varint(buf, pos, end)
-            if pos + n > end:
-                raise _Malformed("unexpected EOF")
-            val = buf[pos:pos + n]
-            pos += n
-        elif wt == _I32:
-            if pos + 4 > end:
-                raise _Malformed("unexpected EOF")
-            val = int.from_bytes(buf[pos:pos + 4], "little")
-            pos += 4
-        else:
-            # Groups (3, 4) are not used by any Kubernetes message; 6 and 7 do not exist.
-            raise _Malformed(f"illegal wireType {wt} for field {num}")
-        yield num, wt, val
+# the wire-format reader: shared with gRPC probes (k1s.api.protowire)
+_Malformed = protowire.Malformed
+_varint = protowire.read_varint
+_fields = protowire.fields
 
 
 def _last_values(buf: bytes, wires: dict[int, int]) -> dict[int, Any]:

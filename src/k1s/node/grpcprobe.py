@@ -22,6 +22,8 @@ import h2.connection
 import h2.events
 import h2.exceptions
 
+from k1s.api import protowire
+
 PATH = "/grpc.health.v1.Health/Check"
 STATUSES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
 CODES = {0: "OK", 1: "Canceled", 2: "Unknown", 3: "InvalidArgument", 4: "DeadlineExceeded",
@@ -45,62 +47,22 @@ class RPCError(Exception):
 
 
 # -- protobuf, the two tiny messages -----------------------------------------------------------
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
 def encode_request(service: str) -> bytes:
     """HealthCheckRequest as a length-prefixed gRPC message."""
     body = b""
     if service:
         raw = service.encode()
-        body = b"\x0a" + _varint(len(raw)) + raw
+        body = b"\x0a" + protowire.encode_varint(len(raw)) + raw
     return b"\x00" + len(body).to_bytes(4, "big") + body
-
-
-def _read_varint(buf: bytes, i: int) -> tuple[int, int]:
-    n = shift = 0
-    while True:
-        if i >= len(buf):
-            raise ValueError("truncated varint")
-        b = buf[i]
-        i += 1
-        n |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return n, i
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
 
 
 def decode_status(message: bytes) -> int:
     """The `status` field of a HealthCheckResponse (0, UNKNOWN, when absent); fields it does
     not know are skipped, as protobuf readers do."""
-    i, status = 0, 0
-    while i < len(message):
-        key, i = _read_varint(message, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _read_varint(message, i)
-            if field == 1:
-                status = value
-        elif wire == 2:
-            size, i = _read_varint(message, i)
-            i += size
-        elif wire == 1:
-            i += 8
-        elif wire == 5:
-            i += 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
+    status = 0
+    for num, wire, value in protowire.fields(message, 0, len(message)):
+        if num == 1 and wire == protowire.VARINT:
+            status = value
     return status
 
 

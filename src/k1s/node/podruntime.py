@@ -330,7 +330,6 @@ class PodRuntime:
     # -- containers ----------------------------------------------------------------------------------
     async def sync_containers(self, pod: dict, pod_ip: str | None,
                               host_ip: str) -> tuple[dict | None, float | None]:
-        uid = _uid(pod)
         ps = self._state_for(pod)
         ps.pod = pod
         now = self.clock()
