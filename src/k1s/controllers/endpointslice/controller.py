@@ -17,7 +17,6 @@ create the same endpoints again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from k1s.api import registry
@@ -26,10 +25,10 @@ from k1s.client.informer import split_key
 from k1s.client.workqueue import WorkQueue, run_workers
 from k1s.controllers.endpoints.membership import PodEventsQueueServices, ServiceSelectors
 from k1s.controllers.endpoints.pods import key_of, meta, spec, wants_endpoints
-from k1s.controllers.endpoints.recent import RecentWrites
 from k1s.controllers.endpoints.triggertime import TriggerTimeTracker
 
 from . import planner as P
+from .writer import SliceWriter, namespace_terminating
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ SLICE = registry.get("endpointslices.discovery.k8s.io")
 WORKERS = 5                 # upstream --concurrent-service-endpoint-syncs
 BATCH_PERIOD = 0.25         # upstream's --endpointslice-updates-batch-period (0 there; see
                             # the endpoint controller for why we wait a little)
-WRITE_CONCURRENCY = 16      # slice writes of one sync in flight at once
+WRITE_CONCURRENCY = 16      # slice writes in flight at once
 
 SLICE_BY_SERVICE = "endpointslice/service"
 POD_BY_NODE = "endpointslice/node"
@@ -62,10 +61,6 @@ def _pod_node(pod: dict) -> list[str]:
     return [node] if node else []
 
 
-def _namespace_terminating(e: BaseException) -> bool:
-    return isinstance(e, ApiError) and e.code == 403 and "being terminated" in (e.message or "")
-
-
 class EndpointSliceController(PodEventsQueueServices):
     def __init__(self, ctx, *, workers: int = WORKERS, batch_period: float = BATCH_PERIOD,
                  max_endpoints_per_slice: int = P.MAX_ENDPOINTS_PER_SLICE):
@@ -79,12 +74,11 @@ class EndpointSliceController(PodEventsQueueServices):
         self.pods = ctx.informers.informer(POD)
         self.slices = ctx.informers.informer(SLICE)
         self.nodes = ctx.informers.informer(NODE)
-        self.slices.add_indexer(SLICE_BY_SERVICE, _slice_service)
+        self.writer = SliceWriter(self.client, self.slices, SLICE_BY_SERVICE, _slice_service,
+                                  concurrency=WRITE_CONCURRENCY)
         self.pods.add_indexer(POD_BY_NODE, _pod_node)
         self.selectors = ServiceSelectors()
         self.triggers = TriggerTimeTracker()
-        self.recent = RecentWrites(self.slices)
-        self._writes = asyncio.Semaphore(WRITE_CONCURRENCY)
         self.services.add_handler(on_add=self._service_changed,
                                   on_update=lambda _o, n: self._service_changed(n),
                                   on_delete=self._service_changed)
@@ -101,9 +95,8 @@ class EndpointSliceController(PodEventsQueueServices):
     def _slice_updated(self, old: dict, new: dict) -> None:
         # a slice someone else changed (or took over: managed-by changed) is set right again;
         # the echo of our own write is not worth a sync
-        for key in set(_slice_service(old)) | set(_slice_service(new)):
-            if not self.recent.is_ours(key, new):
-                self.queue.add_after(key, self.batch_period)
+        for key in self.writer.changed_by_others(old, new):
+            self.queue.add_after(key, self.batch_period)
 
     def _slice_changed(self, sl: dict) -> None:
         for key in _slice_service(sl):
@@ -138,9 +131,7 @@ class EndpointSliceController(PodEventsQueueServices):
 
     def existing(self, key: str) -> list[dict]:
         """The Service's slices as far as we know (the informer's, overlaid by our writes)."""
-        seen = {meta(sl).get("name", ""): sl
-                for sl in self.slices.by_index(SLICE_BY_SERVICE, key)}
-        return list(self.recent.overlay(key, seen).values())
+        return self.writer.existing(key)
 
     async def sync(self, key: str) -> P.Plan | None:
         """Bring the slices of Service `key` in line; returns the plan carried out."""
@@ -149,7 +140,7 @@ class EndpointSliceController(PodEventsQueueServices):
         if svc is None:
             self.selectors.forget(key)
             self.triggers.forget(key)
-            self.recent.forget(key)
+            self.writer.forget(key)
             return None
         if not wants_endpoints(svc):
             return None
@@ -160,13 +151,8 @@ class EndpointSliceController(PodEventsQueueServices):
                       trigger_time=trigger, max_per_slice=self.max_per_slice)
         if plan.empty():
             return plan
-        results = await asyncio.gather(
-            *(self._write(key, "create", sl) for sl in plan.create),
-            *(self._write(key, "update", sl) for sl in plan.update),
-            *(self._write(key, "delete", sl) for sl in plan.delete),
-            return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors and all(_namespace_terminating(e) for e in errors):
+        errors = await self.writer.apply(key, plan)
+        if errors and all(namespace_terminating(e) for e in errors):
             return plan     # the namespace is going away: nothing to create
         if errors:
             msg = "; ".join(e.message if isinstance(e, ApiError) else str(e) for e in errors)
@@ -174,20 +160,3 @@ class EndpointSliceController(PodEventsQueueServices):
                                 f"Error updating Endpoint Slices for Service {key}: {msg}")
             raise errors[0]
         return plan
-
-    async def _write(self, key: str, verb: str, sl: dict) -> None:
-        async with self._writes:
-            ns = meta(sl).get("namespace")
-            if verb == "create":
-                written = await self.client.create(SLICE, sl, ns)
-                self.recent.wrote(key, written)
-            elif verb == "update":
-                written = await self.client.update(SLICE, sl)
-                self.recent.wrote(key, written)
-            else:
-                try:
-                    await self.client.delete(SLICE, meta(sl).get("name", ""), ns)
-                except ApiError as e:
-                    if not e.is_not_found():
-                        raise
-                self.recent.deleted(key, sl)

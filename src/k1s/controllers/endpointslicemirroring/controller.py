@@ -6,13 +6,12 @@ informers — the Endpoints object, its Service, and the slices labelled with th
 name and managed by this controller — and write creates (generateName `<name>-`), updates and
 deletes. Endpoints and Service changes queue their key; a change to a mirrored slice made by
 someone else queues its Service's, so the slice is set right again. Our own writes are
-remembered until the slice informer shows them (RecentWrites), as in the EndpointSlice
-controller.
+remembered until the slice informer shows them (`endpointslice.writer.SliceWriter`, shared
+with the EndpointSlice controller).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from k1s.api import registry
@@ -20,8 +19,8 @@ from k1s.client.errors import ApiError
 from k1s.client.informer import split_key
 from k1s.client.workqueue import WorkQueue, run_workers
 from k1s.controllers.endpoints.pods import key_of, meta
-from k1s.controllers.endpoints.recent import RecentWrites
 from k1s.controllers.endpointslice.planner import MANAGED_BY_LABEL, SERVICE_NAME_LABEL, Plan
+from k1s.controllers.endpointslice.writer import SliceWriter, namespace_terminating
 
 from . import planner as P
 
@@ -55,8 +54,8 @@ class EndpointSliceMirroringController:
         self.services = ctx.informers.informer(SERVICE)
         self.endpoints = ctx.informers.informer(ENDPOINTS)
         self.slices = ctx.informers.informer(SLICE)
-        self.slices.add_indexer(MIRRORED_BY_SERVICE, _mirrored_service)
-        self.recent = RecentWrites(self.slices)
+        self.writer = SliceWriter(self.client, self.slices, MIRRORED_BY_SERVICE,
+                                  _mirrored_service)
         for inf in (self.services, self.endpoints):
             inf.add_handler(on_add=self._changed, on_update=lambda _o, n: self._changed(n),
                             on_delete=self._changed)
@@ -66,9 +65,8 @@ class EndpointSliceMirroringController:
         self.queue.add_after(key_of(obj), self.batch_period)
 
     def _slice_updated(self, old: dict, new: dict) -> None:
-        for key in set(_mirrored_service(old)) | set(_mirrored_service(new)):
-            if not self.recent.is_ours(key, new):
-                self.queue.add_after(key, self.batch_period)
+        for key in self.writer.changed_by_others(old, new):
+            self.queue.add_after(key, self.batch_period)
 
     def _slice_deleted(self, sl: dict) -> None:
         for key in _mirrored_service(sl):
@@ -85,29 +83,18 @@ class EndpointSliceMirroringController:
         finally:
             self.queue.shutdown()
 
-    def existing(self, key: str) -> list[dict]:
-        seen = {meta(sl).get("name", ""): sl
-                for sl in self.slices.by_index(MIRRORED_BY_SERVICE, key)}
-        return list(self.recent.overlay(key, seen).values())
-
     async def sync(self, key: str) -> Plan:
         ns, name = split_key(key)
         eps = self.endpoints.get(name, ns)
         svc = self.services.get(name, ns)
-        plan = P.plan(eps, svc, self.existing(key))
+        plan = P.plan(eps, svc, self.writer.existing(key))
         if eps is None and svc is None and plan.empty():
-            self.recent.forget(key)
+            self.writer.forget(key)
         if plan.empty():
             return plan
-        results = await asyncio.gather(
-            *(self._write(key, "create", sl) for sl in plan.create),
-            *(self._write(key, "update", sl) for sl in plan.update),
-            *(self._write(key, "delete", sl) for sl in plan.delete),
-            return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
+        errors = await self.writer.apply(key, plan)
         if errors:
-            if all(isinstance(e, ApiError) and e.code == 403 and
-                   "being terminated" in (e.message or "") for e in errors):
+            if all(namespace_terminating(e) for e in errors):
                 return plan             # the namespace is going away
             msg = "; ".join(e.message if isinstance(e, ApiError) else str(e) for e in errors)
             if eps is not None:
@@ -115,17 +102,3 @@ class EndpointSliceMirroringController:
                                     f"Error updating Endpoint Slices for Endpoints {key}: {msg}")
             raise errors[0]
         return plan
-
-    async def _write(self, key: str, verb: str, sl: dict) -> None:
-        ns = meta(sl).get("namespace")
-        if verb == "create":
-            self.recent.wrote(key, await self.client.create(SLICE, sl, ns))
-        elif verb == "update":
-            self.recent.wrote(key, await self.client.update(SLICE, sl))
-        else:
-            try:
-                await self.client.delete(SLICE, meta(sl).get("name", ""), ns)
-            except ApiError as e:
-                if not e.is_not_found():
-                    raise
-            self.recent.deleted(key, sl)
