@@ -6,6 +6,9 @@ It assembles the node-side pieces and owns their lifecycle:
   DNS Service address (kube-dns, 10.96.0.10) on its loopback and a DNS server (`dns.server`)
   answering on sockets made inside that namespace, so pods resolve through their default route
   and nothing listens in the root namespace;
+- the service proxy (`network.proxy.ServiceProxy`): every other Service's cluster IP on that
+  loopback too, with listeners relaying connections to the Service's endpoints (kube-proxy's
+  role);
 - the stream server (exec/attach/logs/port-forward) on loopback, its port advertised in the
   Node's `status.daemonEndpoints.kubeletEndpoint.Port`;
 - registration and heartbeats (`lease.Heartbeat`) with this machine's capacity and pod CIDR;
@@ -126,12 +129,13 @@ class NodeAgent:
             await run_heartbeats([self.heartbeat], self.renew_interval)
             return
         tasks: list[asyncio.Task] = []
-        streams = dns = recorder = None
+        streams = dns = proxy = recorder = None
         try:
             await self._register()
             self.network = NodeNetwork(self.name, self.pod_cidr, self.netns_prefix)
             await asyncio.to_thread(self._build_network)
             dns = await self._start_dns()
+            proxy = await self._start_proxy()
             from .streams.server import StreamServer
             streams = StreamServer(self.data_dir)
             await streams.start()
@@ -154,7 +158,7 @@ class NodeAgent:
                     t.cancel()
             await asyncio.gather(*(t for t in tasks if t not in late),
                                  return_exceptions=True)
-            await asyncio.shield(self._shutdown(streams, dns))
+            await asyncio.shield(self._shutdown(streams, dns, proxy))
             for t in late:
                 t.cancel()
             await asyncio.gather(*late, return_exceptions=True)
@@ -183,6 +187,13 @@ class NodeAgent:
                         zone=os.environ.get("K1S_CLUSTER_DOMAIN", "cluster.local"))
         await dns.start()
         return dns
+
+    async def _start_proxy(self):
+        from .network.proxy import ServiceProxy
+        # kube-dns's address is the DNS server's (its sockets are bound there): never proxied
+        proxy = ServiceProxy(self.ctx.informers, self.network, skip_ips={self.dns_ip})
+        await proxy.start()
+        return proxy
 
     async def _start_pods(self, recorder) -> list[asyncio.Task]:
         from k1s.controllers.local_provisioner.controller import LocalProvisioner
@@ -221,7 +232,12 @@ class NodeAgent:
             if uid not in known:
                 await asyncio.to_thread(PodNetwork(self.network, uid).teardown)
 
-    async def _shutdown(self, streams, dns) -> None:
+    async def _shutdown(self, streams, dns, proxy=None) -> None:
+        if proxy is not None:
+            try:
+                await proxy.stop()
+            except Exception:
+                log.exception("stopping the service proxy")
         if self.pods is not None:
             try:
                 await self.pods.shutdown()
