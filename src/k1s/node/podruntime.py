@@ -65,6 +65,7 @@ MOUNT_RETRY_MAX = 32.0       # ... up to this
 CONFIG_RETRY_SECONDS = 10.0   # a CreateContainerConfigError is tried again after this
 START_EVENTS = ("Pulled", "Created", "Started")
 NODE_THREADS = 16             # concurrent blocking pod operations (mostly waiting on children)
+CLEANUP_THREADS = 4           # concurrent blocking teardowns (unmounts, netns removal)
 NO_ADDRESS = ("Failed to create pod sandbox: failed to allocate for range 0: no IP addresses "
               "available in range set")
 
@@ -130,7 +131,14 @@ class PodRuntime:
         self.services = services                 # namespace -> Services for env variables
         self.recorder = recorder
         self.clock = clock
-        self.volumes = VolumeManager(data_dir, allocatable=allocatable)
+        # blocking node work (forks that wait for a container to exec, netlink, mounts) runs
+        # here, not in the loop's small default pool shared with everything else; taking pods
+        # down has its own smaller pool, so starts never wait behind a wave of teardowns
+        self.executor = concurrent.futures.ThreadPoolExecutor(NODE_THREADS, "k1s-node")
+        self.cleanup_executor = concurrent.futures.ThreadPoolExecutor(CLEANUP_THREADS,
+                                                                      "k1s-node-cleanup")
+        self.volumes = VolumeManager(data_dir, allocatable=allocatable, executor=self.executor,
+                                     teardown_executor=self.cleanup_executor)
         self.runtime = ProcessRuntime(data_dir, dns_server=dns_server,
                                       netns_for=self._netns_for, pod_ip_for=self._pod_ip_for,
                                       volumes_for=self._volumes_for, env_for=self._env_for,
@@ -140,13 +148,14 @@ class PodRuntime:
         self.wake: Callable[[tuple[str, str]], None] = lambda key: None
         self._cleanups: set[asyncio.Task] = set()
         self._pidfds: dict[tuple[str, str], int] = {}    # (uid, container) -> monitor's pidfd
-        # blocking node work (forks that wait for a container to exec, netlink, mounts) runs
-        # here, not in the loop's small default pool shared with everything else
-        self.executor = concurrent.futures.ThreadPoolExecutor(NODE_THREADS, "k1s-node")
 
     async def _blocking(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(
             self.executor, functools.partial(fn, *args))
+
+    async def _cleanup_blocking(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(
+            self.cleanup_executor, functools.partial(fn, *args))
 
     # -- exits -----------------------------------------------------------------------------------------
     def _watch_monitor(self, uid: str, name: str) -> None:
@@ -649,8 +658,9 @@ class PodRuntime:
         """Volumes, then the processes (`stop_processes`, blocking), then the network; each
         step is tried even when an earlier one failed."""
         steps = (("volumes", lambda: self.volumes.teardown(uid)),
-                 ("processes", lambda: self._blocking(stop_processes)),
-                 ("network", lambda: self._blocking(PodNetwork(self.network, uid).teardown)))
+                 ("processes", lambda: self._cleanup_blocking(stop_processes)),
+                 ("network", lambda: self._cleanup_blocking(
+                     PodNetwork(self.network, uid).teardown)))
         for what, step in steps:
             try:
                 await step()
@@ -695,6 +705,7 @@ class PodRuntime:
         for uid in uids:
             await self._take_down(uid, lambda u=uid: self._halt(u))
         self.executor.shutdown(wait=False)
+        self.cleanup_executor.shutdown(wait=False)
 
 
 async def _http_hook(get: dict, c: dict, netns: str | None, pod_ip: str) -> str:

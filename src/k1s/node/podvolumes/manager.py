@@ -229,9 +229,13 @@ def resolve_sub_path(root: str, sub_path: str) -> str:
 
 # -- the manager ------------------------------------------------------------------------------
 class VolumeManager:
-    def __init__(self, data_dir: str, *, allocatable: dict[str, str] | None = None):
+    def __init__(self, data_dir: str, *, allocatable: dict[str, str] | None = None,
+                 executor=None, teardown_executor=None):
         self.data_dir = data_dir
         self.allocatable = allocatable or node_allocatable(data_dir)
+        # setups and teardowns block (mounts, loop devices): separate pools, so that a wave
+        # of pods going away never queues the mounts of pods starting behind its unmounts
+        self.executor, self.teardown_executor = executor, teardown_executor
         self._locks: dict[str, asyncio.Lock] = {}
         self._owned: set[tuple[str, str]] = set()    # (pod uid, volume): fsGroup applied
 
@@ -264,7 +268,8 @@ class VolumeManager:
         decisions = planner.plan(pod, lookup, allocatable=self.allocatable, now=time.time(),
                                  claim_users=users)
         async with self._lock(uid):
-            volumes, failures = await asyncio.to_thread(self._apply, uid, decisions)
+            volumes, failures = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self._apply, uid, decisions)
         if failures:
             raise MountFailed(failures, volumes)
         return volumes
@@ -432,7 +437,8 @@ class VolumeManager:
     async def teardown(self, pod_uid: str) -> None:
         """Unmount every tmpfs under the pod's volume directory and remove it."""
         async with self._lock(pod_uid):
-            await asyncio.to_thread(self._teardown, pod_uid)
+            await asyncio.get_running_loop().run_in_executor(
+                self.teardown_executor, self._teardown, pod_uid)
         self._locks.pop(pod_uid, None)
 
     def _teardown(self, uid: str) -> None:
