@@ -254,3 +254,109 @@ def test_pids_limit_stops_a_fork_bomb(runtime):
     st = finished(rt, uid)
     out = log_lines(st.log_path)
     assert any("fork" in ln.lower() for ln in out), out     # "sh: can't fork"
+
+
+# -- shareProcessNamespace ---------------------------------------------------------------------
+def _stop(rt, p, grace: int) -> None:
+    uid = p["metadata"]["uid"]
+
+    async def stop_and_wait():
+        await rt.stop(p, grace)
+        while not rt.stopped(uid):
+            await asyncio.sleep(0.02)
+    asyncio.run(asyncio.wait_for(stop_and_wait(), 60))
+
+
+def test_shared_pid_namespace_containers_see_each_other_under_the_pause(runtime):
+    import subprocess
+    from k1s.node.runtime import sandbox
+    rt = runtime()
+    p = pod("share", [sh("a", "exec sleep 1001"), sh("b", "exec sleep 1002")],
+            shareProcessNamespace=True)
+    uid = p["metadata"]["uid"]
+    rt.start_sync(p)
+    a, b = running(rt, uid, "a"), running(rt, uid, "b")
+    holder = rt.holder_pid(uid)
+    pid_ns = os.readlink(f"/proc/{holder}/ns/pid")
+    assert os.readlink(f"/proc/{a.pid}/ns/pid") == os.readlink(f"/proc/{b.pid}/ns/pid") == pid_ns
+    r = subprocess.run(sandbox.exec_argv(["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; "
+                                          "echo; ps -o args"]),
+                       capture_output=True, text=True, timeout=30,
+                       preexec_fn=sandbox.enter(b.pid, sandbox.ALL_KINDS))
+    first, *ps = r.stdout.splitlines()
+    assert first.startswith("k1s-pause ")           # the sandbox's pause is PID 1
+    assert "sleep 1001" in ps and "sleep 1002" in ps
+    # an orphan of the pod is reaped by the pause, not left a zombie
+    subprocess.run(sandbox.exec_argv(["sh", "-c", "sh -c 'sleep 0.1 &' &"]), timeout=30,
+                   preexec_fn=sandbox.enter(b.pid, sandbox.ALL_KINDS))
+
+    def no_zombie():
+        states = []
+        for pid in pids_in_pid_ns_any(pid_ns):
+            with open(f"/proc/{pid}/stat") as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        return len(states) == 3 and "Z" not in states   # pause, a, b
+    wait_for(no_zombie)
+    _stop(rt, p, 5)
+    assert linux.proc_start_time(holder) is None
+
+
+def pids_in_pid_ns_any(pid_ns: str) -> list[int]:
+    """Like pids_in_pid_ns, zombies included."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.readlink(f"/proc/{d}/ns/pid") == pid_ns:
+                    out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
+def test_a_container_in_a_shared_namespace_ends_with_its_whole_tree(runtime):
+    rt = runtime()
+    marker = "sleep\x001003"
+    script = ("sleep 1003 & trap 'exit 0' TERM; "
+              "echo up; while true; do sleep 0.05; done")
+    p = pod("tree", [sh("c", script), sh("other", "exec sleep 1004")],
+            shareProcessNamespace=True)
+    uid = p["metadata"]["uid"]
+    rt.start_sync(p)
+    st = running(rt, uid)
+    wait_for(lambda: log_lines(st.log_path) == ["up"])
+    pid_ns = os.readlink(f"/proc/{st.pid}/ns/pid")
+    stragglers = [pid for pid in pids_in_pid_ns(pid_ns)
+                  if marker in open(f"/proc/{pid}/cmdline").read()]
+    assert len(stragglers) == 1
+    process.signal_container(st, 15)                # its main process exits cleanly
+    st = finished(rt, uid)
+    assert (st.exit_code, st.reason) == (0, "Completed")
+    # not PID 1 of a namespace of its own: the cgroup kill ended what it left running,
+    # and the other container goes on
+    wait_for(lambda: linux.proc_start_time(stragglers[0]) is None)
+    assert rt.container_states(uid)["other"].running
+    rt.start_container(p, p["spec"]["containers"][0])   # a restart joins the same namespace
+    again = wait_for(lambda: (s := rt.container_states(uid)["c"]).running and s.restart == 1
+                     and s)
+    assert os.readlink(f"/proc/{again.pid}/ns/pid") == pid_ns
+    _stop(rt, p, 0)
+
+
+def test_a_shared_pid_namespace_survives_adoption(runtime):
+    first = runtime()
+    p = pod("adopted", [sh("c", "exec sleep 1005")], shareProcessNamespace=True)
+    uid = p["metadata"]["uid"]
+    first.start_sync(p)
+    running(first, uid)
+    holder = first.holder_pid(uid)
+    second = runtime()
+    second.adopt(uid)
+    first.pods.clear()
+    assert second.pods[uid].holder.pid_ns and second.holder_pid(uid) == holder
+    second.signal(uid, 9)
+    finished(second, uid)
+    second.start_sync(p)                              # restarted by the new agent
+    again = wait_for(lambda: (s := second.container_states(uid)["c"]).running and s)
+    assert os.readlink(f"/proc/{again.pid}/ns/pid") == os.readlink(f"/proc/{holder}/ns/pid")
+    _stop(second, p, 0)

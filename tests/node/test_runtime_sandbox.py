@@ -247,3 +247,167 @@ def test_names_that_could_escape_the_data_directory_are_refused(runtime, tmp_pat
     assert sorted(os.listdir(tmp_path)) == before
     assert os.listdir(tmp_path / "data") == [] and rt.pods == {}
     rt.forget(uid)                                    # a no-op that must not raise either
+
+
+# -- securityContext ---------------------------------------------------------------------------
+def test_run_as_user_and_group_with_supplemental_groups_and_no_new_privs(runtime):
+    rt = runtime()
+    c = sh("c", "id -u; id -g; id -G; grep NoNewPrivs /proc/self/status; "
+                "echo hi > /tmp/f && cat /tmp/f; touch /not-mine || echo denied",
+           securityContext={"runAsUser": 2000, "allowPrivilegeEscalation": False})
+    p = pod("ids", [c], securityContext={"runAsUser": 1000, "runAsGroup": 3000,
+                                         "supplementalGroups": [4000, 3000], "fsGroup": 5000})
+    rt.start_sync(p)
+    st = finished(rt, p["metadata"]["uid"])
+    # the container's runAsUser wins over the pod's; the gid comes first among the groups
+    assert log_lines(st.log_path) == ["2000", "3000", "3000 4000 5000", "NoNewPrivs:\t1",
+                                      "hi", "touch: /not-mine: Permission denied", "denied"]
+
+
+def test_identity_follows_the_images_passwd_and_group(tmp_path):
+    from k1s.node.runtime.runtime import security_of
+    (tmp_path / "passwd").write_text("root:x:0:0::/root:/bin/sh\napp:x:1500:1600::/:/bin/sh\n")
+    (tmp_path / "group").write_text("root:x:0:\napp:x:1600:\nstaff:x:50:other,app\n"
+                                    "audio:x:29:other\n")
+
+    def ident(sc, pod_sc=None):
+        p = pod("p", [], securityContext=pod_sc or {})
+        return security_of(p, {"name": "c", "securityContext": sc}, etc=str(tmp_path))
+    s = ident({"runAsUser": 1500})                   # its passwd gid, and its groups
+    assert (s.identity.uid, s.identity.gid, s.identity.groups) == (1500, 1600, [1600, 50])
+    s = ident({"runAsUser": 7777})                   # unknown to the image: gid 0
+    assert (s.identity.uid, s.identity.gid, s.identity.groups) == (7777, 0, [0])
+    s = ident({}, {"runAsUser": 1500, "runAsGroup": 42})
+    assert (s.identity.gid, s.identity.groups) == (42, [42, 50])
+    s = ident({})                                    # the image's user: root
+    assert (s.identity.uid, s.identity.gid, s.identity.no_new_privs) == (0, 0, False)
+    assert not s.refusal and not s.read_only_root
+    assert ident({"runAsUser": -1}).refusal.startswith("invalid securityContext: invalid "
+                                                       "runAsUser -1")
+    assert ident({"allowPrivilegeEscalation": False}).identity.no_new_privs
+    assert not ident({"allowPrivilegeEscalation": True}).identity.no_new_privs
+
+
+def test_run_as_non_root_refuses_a_root_container_with_kubelets_reason(runtime):
+    rt = runtime()
+    root_by_image = sh("a", "true", securityContext={"runAsNonRoot": True})
+    root_by_spec = sh("b", "true", securityContext={"runAsNonRoot": True, "runAsUser": 0})
+    fine = sh("c", "id -u")
+    p = pod("nonroot", [root_by_image, root_by_spec, fine],
+            securityContext={"runAsNonRoot": True, "runAsUser": 1000})
+    # the container-level runAsUser 0 and the image's root both break the pod's policy
+    p["spec"]["containers"][0]["securityContext"]["runAsUser"] = None
+    p["spec"]["securityContext"].pop("runAsUser")
+    p["spec"]["containers"][2]["securityContext"] = {"runAsUser": 1000}
+    uid = p["metadata"]["uid"]
+    rt.start_sync(p)
+    where = lambda n: f'(pod: "nonroot_default({uid})", container: {n})'  # noqa: E731
+    assert rt.waiting(uid) == {
+        "a": ("CreateContainerConfigError",
+              f"container has runAsNonRoot and image will run as root {where('a')}"),
+        "b": ("CreateContainerConfigError",
+              f"container's runAsUser breaks non-root policy {where('b')}")}
+    st = finished(rt, uid, "c")
+    assert log_lines(st.log_path) == ["1000"]
+    assert set(rt.container_states(uid)) == {"c"}    # the refused ones never started
+
+
+def test_exec_runs_as_the_containers_identity(runtime):
+    import asyncio
+    from k1s.node.streams import exec as execmod
+    rt = runtime()
+    c = sh("c", "exec sleep 1000", securityContext={"runAsUser": 1000, "runAsGroup": 3000,
+                                                      "allowPrivilegeEscalation": False})
+    p = pod("execid", [c], securityContext={"supplementalGroups": [4000]})
+    uid = p["metadata"]["uid"]
+    rt.start_sync(p)
+    st = rt.container_states(uid)["c"]
+    recorded = process.read_identity(rt.data_dir, uid, "c")
+    assert recorded == process.Identity(1000, 3000, [3000, 4000], True)
+
+    async def run(user):
+        ex = await execmod.spawn(st.pid, ["sh", "-c", "id -u; id -g; id -G; "
+                                          "grep NoNewPrivs /proc/self/status"],
+                                 stdin=False, tty=False, stderr=True, user=user)
+        out, _ = await ex.proc.communicate()
+        return out.decode().splitlines()
+    want = ["1000", "3000", "3000 4000", "NoNewPrivs:\t1"]
+    assert asyncio.run(run(recorded)) == want
+    assert asyncio.run(run(None)) == want            # without the record: PID 1's identity
+
+
+def test_read_only_root_filesystem_keeps_volumes_dev_and_the_message_file_writable(
+        runtime, tmp_path):
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    rt = runtime(volumes_for=lambda p, c: [VolumeMount(str(vol), "/data")])
+    script = ("for f in /x /etc/x /tmp/x /run/x /etc/hosts /data/x /dev/shm/x "
+              "/dev/termination-log; do (echo w > $f) 2>/dev/null && echo $f ok || echo $f no; "
+              "done; grep -c ' / / ro,' /proc/self/mountinfo")
+    c = sh("c", script, securityContext={"readOnlyRootFilesystem": True},
+           terminationMessagePath="/dev/termination-log")
+    p = pod("rorfs", [c])
+    rt.start_sync(p)
+    st = finished(rt, p["metadata"]["uid"])
+    assert log_lines(st.log_path) == [
+        "/x no", "/etc/x no", "/tmp/x no", "/run/x no", "/etc/hosts no", "/data/x ok",
+        "/dev/shm/x ok", "/dev/termination-log ok", "1"]
+    assert (vol / "x").read_text() == "w\n"
+    assert st.message == "w\n"
+
+
+# -- termination messages ----------------------------------------------------------------------
+def test_the_termination_message_file_is_fresh_per_start_and_writable_by_any_user(runtime):
+    rt = runtime()
+    c = sh("c", "if [ -s /dev/termination-log ]; then echo stale; fi; "
+                "echo bye > /dev/termination-log; exit 1",
+           terminationMessagePath="/dev/termination-log",
+           securityContext={"runAsUser": 1000})
+    p = pod("tmsg", [c])
+    uid = p["metadata"]["uid"]
+    rt.start_sync(p)
+    st = finished(rt, uid)
+    assert (st.exit_code, st.message) == (1, "bye\n")
+    rt.start_container(p, c)                         # a restart starts with an empty file
+    wait_for(lambda: rt.container_states(uid)["c"].restart == 1)
+    st = finished(rt, uid)
+    assert log_lines(st.log_path) == [] and st.message == "bye\n"
+    assert not os.path.exists("/dev/termination-log") or \
+        open("/dev/termination-log").read() != "bye\n"   # never the host's /dev
+
+
+def test_a_custom_path_and_the_4096_byte_cap(runtime):
+    rt = runtime()
+    c = sh("c", "head -c 5000 /dev/zero | tr '\\0' m > /var/msg",
+           terminationMessagePath="/var/msg")
+    p = pod("big", [c])
+    rt.start_sync(p)
+    st = finished(rt, p["metadata"]["uid"])
+    assert (st.exit_code, st.message) == (0, "m" * 4096)
+
+
+@pytest.mark.parametrize("script,message", [
+    ("seq 1 100; exit 2", "".join(f"{i}\n" for i in range(21, 101))),   # the last 80 lines
+    ("seq 1 100", ""),                                                    # success: no tail
+    ("echo from-file > /dev/termination-log; echo log; exit 1", "from-file\n"),
+    ("head -c 3000 /dev/zero | tr '\\0' y; exit 1", "y" * 2048),        # at most 2048 bytes
+])
+def test_fallback_to_logs_on_error(runtime, script, message):
+    rt = runtime()
+    c = sh("c", script, terminationMessagePath="/dev/termination-log",
+           terminationMessagePolicy="FallbackToLogsOnError")
+    p = pod("fb", [c])
+    rt.start_sync(p)
+    st = finished(rt, p["metadata"]["uid"])
+    assert st.message == message
+
+
+def test_a_start_error_keeps_its_message(runtime):
+    rt = runtime()
+    p = pod("e", [{"name": "c", "image": "busybox", "command": ["/no/such/program"],
+                   "terminationMessagePath": "/dev/termination-log",
+                   "terminationMessagePolicy": "FallbackToLogsOnError"}])
+    rt.start_sync(p)
+    st = finished(rt, p["metadata"]["uid"])
+    assert (st.exit_code, st.reason) == (128, "StartError")
+    assert "/no/such/program" in st.message and not st.message.endswith(": ")

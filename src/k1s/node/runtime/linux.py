@@ -37,6 +37,7 @@ MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
+PR_SET_NO_NEW_PRIVS = 38
 
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine)
 
@@ -136,6 +137,12 @@ def is_child_subreaper() -> bool:
     _check(_libc.prctl(ctypes.c_int(PR_GET_CHILD_SUBREAPER), ctypes.byref(out), z, z, z),
            "prctl(PR_GET_CHILD_SUBREAPER)")
     return bool(out.value)
+
+
+def set_no_new_privs() -> None:
+    """execve can no longer grant privileges (setuid bits, file capabilities) to this process
+    or its descendants: securityContext.allowPrivilegeEscalation=false."""
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
 def proc_start_time(pid: int, *, zombies: bool = False) -> int | None:

@@ -2,22 +2,31 @@
 
 `start_container(...)` forks a small monitor (as conmon does for CRI-O) that outlives the agent:
 1. the monitor leaves the agent's session and file descriptors behind, unshares a PID
-   namespace and forks the container's first process, which becomes PID 1 there;
+   namespace and forks the container's first process, which becomes PID 1 there (with
+   shareProcessNamespace it joins the pod's PID namespace instead, whose PID 1 is the
+   sandbox's pause: the container's first process is then one process among the pod's);
 2. it puts that process in the container's cgroup before letting it continue; the process
    joins the pod's net/UTS/IPC namespaces (the sandbox holder's), makes its own mount
-   namespace and view (`sandbox.build_root`), and execs the command;
+   namespace and view (`sandbox.build_root`), switches to the container's `Identity`
+   (securityContext: groups, gid, uid, no_new_privs) and execs the command;
 3. the monitor copies stdout/stderr into `<data>/pods/<uid>/logs/<name>/<restart>.log` in the
    CRI format (`<RFC3339Nano> stdout F <line>`; `P` for a partial line), rotating by size,
-   then waits for the process and writes `exit.json` (exit code, reason, time).
+   until the first process exits; then it kills what is left in the cgroup, drains the output
+   and writes `exit.json` (exit code, reason, time, message).
 The agent learns the outcome from files (`state.json`, `exit.json`), so a restarted agent reads
 exactly what the old one would have: `read_state` checks the pid's start time in
-/proc/<pid>/stat, so a recycled pid is never taken for the container.
+/proc/<pid>/stat, so a recycled pid is never taken for the container. Beside them,
+`env.json` and `identity.json` say how `kubectl exec` runs commands in the container.
 
 Exit codes as upstream: the status, or 128+signal; reason Completed (0), Error, OOMKilled
 (killed while the cgroup's oom_kill counter moved), StartError (the exec failed; code 128).
-Stopping (`stop_container`): the stop signal to PID 1, and SIGKILL after the grace period;
-PID 1's death makes the kernel kill every other process of the PID namespace, and the cgroup
-is killed too for good measure.
+The message (`exit_message`): the start error, else what the container wrote to its
+terminationMessagePath (a per-start host file bind-mounted there, mode 0666), else with
+FallbackToLogsOnError and a failure the tail of its log, with kubelet's limits.
+Stopping: the stop signal to the first process, and SIGKILL after the grace period; in its own
+PID namespace its death makes the kernel kill every other process there, and in any case the
+monitor kills the container's cgroup once it is gone (containerd's kill-all when a container
+shares the pod's PID namespace).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
+from ..streams import logs
 from . import linux
 from .cgroups import Cgroup, Limits
 from .sandbox import (Holder, VolumeMount, build_root, check_name, close_fds_except,
@@ -40,6 +50,57 @@ from .sandbox import (Holder, VolumeMount, build_root, check_name, close_fds_exc
 LOG_MAX_BYTES = 10 * 1024 * 1024       # kubelet's containerLogMaxSize default
 LOG_MAX_FILES = 5                      # kubelet's containerLogMaxFiles default
 PARTIAL_CHUNK = 16 * 1024              # a line longer than this is split into P records
+DRAIN_SECONDS = 2.0                    # output still read after the main process exited
+
+
+TERMINATION_MESSAGE_MAX = 4096         # kubelet's MaxContainerTerminationMessageLength
+FALLBACK_LOG_LINES = 80                # ...MaxContainerTerminationMessageLogLines
+FALLBACK_LOG_BYTES = 2048              # ...MaxContainerTerminationMessageLogLength
+
+
+@dataclass
+class Identity:
+    """Who a container's processes are: the user and groups its first process switches to
+    right before exec, and whether execve may grant privileges (no_new_privs). `kubectl exec`
+    and exec probes run as the same identity, as CRI exec uses the container's process spec."""
+    uid: int = 0
+    gid: int = 0
+    groups: list[int] = field(default_factory=list)     # supplementary, in order
+    no_new_privs: bool = False
+
+    def apply(self) -> None:
+        """Switch this (forked, about-to-exec) process: groups, then gid, then uid (once the
+        uid is not 0 the others can no longer be changed)."""
+        os.setgroups(self.groups)
+        os.setresgid(self.gid, self.gid, self.gid)
+        os.setresuid(self.uid, self.uid, self.uid)
+        if self.no_new_privs:
+            linux.set_no_new_privs()
+
+    def to_json(self) -> dict:
+        return {"uid": self.uid, "gid": self.gid, "groups": list(self.groups),
+                "no_new_privs": self.no_new_privs}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Identity":
+        return cls(int(d["uid"]), int(d["gid"]), [int(g) for g in d.get("groups") or []],
+                   bool(d.get("no_new_privs")))
+
+    @classmethod
+    def of_process(cls, pid: int) -> "Identity | None":
+        """The real ids, supplementary groups and no_new_privs of a running process (from
+        /proc/<pid>/status); None if it is gone."""
+        fields: dict[str, list[str]] = {}
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    key, _, rest = line.partition(":")
+                    fields[key] = rest.split()
+            return cls(int(fields["Uid"][0]), int(fields["Gid"][0]),
+                       [int(g) for g in fields.get("Groups", [])],
+                       fields.get("NoNewPrivs", ["0"])[0] == "1")
+        except (OSError, KeyError, IndexError, ValueError):
+            return None
 
 
 @dataclass
@@ -54,6 +115,10 @@ class ContainerSpec:
     restart: int = 0
     log_max_bytes: int = LOG_MAX_BYTES
     log_max_files: int = LOG_MAX_FILES
+    identity: Identity | None = None       # None: the monitor's own (root, as the agent)
+    read_only_root: bool = False           # securityContext.readOnlyRootFilesystem
+    termination_message_path: str = ""     # '' : no termination message file
+    fallback_to_logs: bool = False         # terminationMessagePolicy FallbackToLogsOnError
 
 
 @dataclass
@@ -151,7 +216,7 @@ def start_container(data_dir: str, uid: str, holder: Holder, spec: ContainerSpec
     process has exec'd (or failed to: then the state already holds the exit)."""
     cdir = container_dir(data_dir, uid, spec.name)
     os.makedirs(cdir, exist_ok=True)
-    for sub in ("upper", "work", "rootfs"):            # a fresh writable layer per start
+    for sub in ("upper", "work", "dev-upper", "dev-work", "rootfs"):   # fresh layers per start
         p = os.path.join(cdir, sub)
         if sub != "rootfs":
             shutil.rmtree(p, ignore_errors=True)
@@ -162,6 +227,12 @@ def start_container(data_dir: str, uid: str, holder: Holder, spec: ContainerSpec
         except FileNotFoundError:
             pass
     _write_env(cdir, spec.env)
+    _write_identity(cdir, spec.identity)
+    if spec.termination_message_path:
+        # kubelet's per-start host file behind terminationMessagePath: empty, and writable
+        # whoever the container runs as
+        tpath = _fresh_termination_file(cdir)
+        spec.volumes = list(spec.volumes) + [VolumeMount(tpath, spec.termination_message_path)]
     cg = Cgroup.create(uid, spec.name, spec.limits)
     lpath = log_path(data_dir, uid, spec.name, spec.restart)
     r, w = os.pipe2(os.O_CLOEXEC)
@@ -215,7 +286,12 @@ def _monitor(data_dir: str, cdir: str, holder: Holder, spec: ContainerSpec,
     err_r, err_w = os.pipe()
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     exc_r, exc_w = os.pipe2(os.O_CLOEXEC)
-    linux.unshare(linux.CLONE_NEWPID)
+    if holder.pid_ns:
+        # shareProcessNamespace: the child is born in the pod's PID namespace, whose PID 1 is
+        # the holder (the sandbox's pause), next to the other containers' processes
+        linux.setns_path(holder.ns_path("pid"), linux.CLONE_NEWPID)
+    else:
+        linux.unshare(linux.CLONE_NEWPID)
     pid = linux.fork_without_handlers()                # see there: our fds must stay ours
     if pid == 0:                                       # PID 1 of the container's namespace
         try:
@@ -228,16 +304,21 @@ def _monitor(data_dir: str, cdir: str, holder: Holder, spec: ContainerSpec,
             linux.unshare(linux.CLONE_NEWNS)
             fallback = build_root(os.path.join(cdir, "rootfs"), os.path.join(cdir, "upper"),
                                   os.path.join(cdir, "work"), data_dir=data_dir, files=files,
-                                  image_binds=spec.image_binds, volumes=spec.volumes)
+                                  image_binds=spec.image_binds, volumes=spec.volumes,
+                                  dev_layer=(os.path.join(cdir, "dev-upper"),
+                                             os.path.join(cdir, "dev-work")),
+                                  read_only=spec.read_only_root)
             if fallback:
                 os.write(exc_w, b"N" + fallback.encode())
             os.dup2(out_w, 1)                          # stdin stays /dev/null
             os.dup2(err_w, 2)
             env = dict(spec.env)
             env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            if spec.working_dir:
+            if spec.working_dir:                       # made as root, as runc does
                 os.makedirs(spec.working_dir, exist_ok=True)
                 os.chdir(spec.working_dir)
+            if spec.identity is not None:              # the last step that needs root
+                spec.identity.apply()
             close_fds_except({exc_w})
             reset_signals()
             os.execvpe(spec.argv[0], spec.argv, env)
@@ -248,6 +329,7 @@ def _monitor(data_dir: str, cdir: str, holder: Holder, spec: ContainerSpec,
                 os._exit(127)
     for fd in (out_w, err_w, go_r, exc_w, *ns_fds):
         os.close(fd)
+    pidfd = os.pidfd_open(pid)                         # our unreaped child: it is that one
     notes: list[str] = []
     try:
         cg.add(pid)
@@ -275,17 +357,37 @@ def _monitor(data_dir: str, cdir: str, holder: Holder, spec: ContainerSpec,
     write_json(os.path.join(cdir, "state.json"), state)
     os.close(ready_w)                                  # the agent may read state.json now
     streams = {out_r: "stdout", err_r: "stderr"}
+    status: int | None = None
+    drain_until = 0.0
     while streams:
-        ready, _, _ = select.select(list(streams), [], [])
+        if status is None:
+            ready, _, _ = select.select([*streams, pidfd], [], [])
+        else:
+            ready, _, _ = select.select(list(streams), [], [],
+                                        max(0.0, drain_until - time.monotonic()))
+            if not ready:
+                break                                  # a straggler the kill did not reach
         for fd in ready:
+            if fd == pidfd:
+                _, status = os.waitpid(pid, 0)
+                # the container ends with its main process. In its own PID namespace the
+                # kernel has killed the rest already; in the pod's shared one only the cgroup
+                # reaches them (containerd kills all of a container's processes then too)
+                cg.kill()
+                drain_until = time.monotonic() + DRAIN_SECONDS
+                continue
             data = os.read(fd, 65536)
             if data:
                 log.feed(streams[fd], data)
             else:
                 os.close(fd)
                 del streams[fd]
+    for fd in streams:
+        os.close(fd)
+    os.close(pidfd)
     log.close()
-    _, status = os.waitpid(pid, 0)
+    if status is None:
+        _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
         code = 128 - code
@@ -298,8 +400,63 @@ def _monitor(data_dir: str, cdir: str, holder: Holder, spec: ContainerSpec,
     cg.kill()                                          # nothing of it may outlive PID 1
     cg.remove()
     write_json(os.path.join(cdir, "exit.json"),
-               {"exit_code": code, "reason": reason, "message": error,
+               {"exit_code": code, "reason": reason,
+                "message": exit_message(cdir, spec, lpath, code, error),
                 "finished_at": time.time()})
+
+
+# -- termination message ----------------------------------------------------------------------
+def _fresh_termination_file(cdir: str) -> str:
+    path = os.path.join(cdir, "termination-log")
+    try:
+        os.unlink(path)                                # the previous start's message
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    os.fchmod(fd, 0o666)                               # not narrowed by the umask
+    os.close(fd)
+    return path
+
+
+def exit_message(cdir: str, spec: ContainerSpec, lpath: str, code: int, error: str) -> str:
+    """state.terminated.message as kubelet composes it: the runtime's own message (a start
+    error), then ': ' and what the container wrote to its termination message file (at most
+    4096 bytes); with FallbackToLogsOnError, a failed container that wrote nothing there gets
+    the tail of its log instead (80 lines, at most 2048 bytes)."""
+    text = b""
+    if spec.termination_message_path:
+        try:
+            fd = os.open(os.path.join(cdir, "termination-log"),
+                         os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as f:
+                text = f.read(TERMINATION_MESSAGE_MAX)
+        except OSError:
+            pass
+    if not text and spec.fallback_to_logs and code != 0 and not error:
+        text = log_tail(lpath, FALLBACK_LOG_LINES, FALLBACK_LOG_BYTES)
+    message = text.decode(errors="replace")
+    if error and message:
+        return f"{error}: {message}"
+    return error or message
+
+
+def log_tail(path: str, lines: int, max_bytes: int) -> bytes:
+    """The last `lines` lines of a container's log as `kubectl logs --tail` renders them, cut
+    to `max_bytes` (the rotated files are read only as far as needed)."""
+    records: list[logs.Record] = []
+    for p in reversed(logs.files_of(path)):
+        try:
+            with open(p, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        recs = [r for r in (logs.parse_record(ln) for ln in data.split(b"\n")) if r]
+        records = recs + records
+        if sum(not r.partial for r in records) >= lines:
+            break
+    out = b"".join(logs.render(r, logs.Options(), True)
+                   for r in logs.select(records, logs.Options(tail=lines)))
+    return out[:max_bytes]
 
 
 def _reap(pid: int) -> None:
@@ -310,6 +467,27 @@ def _reap(pid: int) -> None:
 
 
 # -- state, re-adoption ------------------------------------------------------------------------
+def _write_identity(cdir: str, identity: Identity | None) -> None:
+    """Who the container runs as, for exec and exec probes (identity.json beside env.json)."""
+    path = os.path.join(cdir, "identity.json")
+    if identity is None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return
+    write_json(path, identity.to_json())
+
+
+def read_identity(data_dir: str, uid: str, name: str) -> Identity | None:
+    """The identity a container was started with (None: not recorded, i.e. the agent's)."""
+    d = read_json(os.path.join(container_dir(data_dir, uid, name), "identity.json"))
+    try:
+        return Identity.from_json(d) if isinstance(d, dict) else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _write_env(cdir: str, env: dict[str, str]) -> None:
     """The container's environment as configured, for exec (CRI exec runs commands with the
     container's env). /proc/<pid>/environ is no substitute: nginx, like many daemons,

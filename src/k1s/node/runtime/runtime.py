@@ -16,7 +16,11 @@ What the caller supplies, as hooks (the node agent owns these decisions):
 Beyond the protocol, for the agent's planner: `ensure_sandbox(pod)` and
 `start_container(pod, container)` (one at a time: init containers in order, restarts),
 `signal(uid, sig)`, `container_states(uid)` ({name: ContainerState}) and `waiting(uid)`
-({name: (reason, message)}, e.g. ImageNotKnown) for the agent's container statuses.
+({name: (reason, message)}, e.g. ImageNotKnown, or CreateContainerConfigError for a
+runAsNonRoot container that would run as root) for the agent's container statuses.
+
+`security_of(pod, container)` turns the securityContexts into the process's `Identity` and
+read-only root, as kubelet and containerd do (see there for the gid and groups rules).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from k1s.api.quantity import quantity_to_int, quantity_to_milli
 
 from . import cgroups, images, linux, process, sandbox
 from .cgroups import Limits
-from .process import ContainerSpec, ContainerState
+from .process import ContainerSpec, ContainerState, Identity
 from .sandbox import Holder, SandboxConfig, VolumeMount
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,81 @@ class PodRecord:
     hostname: str = ""
     kill_timer: asyncio.TimerHandle | None = None
     stopping: bool = False          # stop() was asked: the sandbox goes once all have exited
+
+
+@dataclass
+class Security:
+    """What a container's securityContext (over the pod's) makes of its process."""
+    identity: Identity
+    read_only_root: bool = False
+    refusal: str = ""               # not startable: CreateContainerConfigError's message
+
+
+ID_MAX = 2**31 - 1                  # what the API server accepts for a uid/gid
+
+
+def _ids_file(path: str) -> list[list[str]]:
+    """The colon-separated entries of a passwd/group file ([] if unreadable)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return [ln.rstrip("\n").split(":") for ln in f
+                    if ln.strip() and not ln.startswith("#")]
+    except OSError:
+        return []
+
+
+def _id(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= ID_MAX:
+        raise ValueError(f"invalid {what} {value!r}: must be an integer in 0..{ID_MAX}")
+    return value
+
+
+def security_of(pod: dict, c: dict, etc: str = "/etc") -> Security:
+    """The container's identity as kubelet + containerd make it. The image here is the host's
+    root, whose user is root: so uid = runAsUser (container's, else the pod's), else 0. The gid
+    is runAsGroup, else that of the uid's entry in the image's /etc/passwd, else 0; the
+    supplementary groups are the gid, the /etc/group groups that list the user's name, then the
+    pod's supplementalGroups and fsGroup. allowPrivilegeEscalation=false sets no_new_privs.
+    runAsNonRoot refuses uid 0 with kubelet's messages."""
+    meta = pod.get("metadata") or {}
+    psc = (pod.get("spec") or {}).get("securityContext") or {}
+    csc = c.get("securityContext") or {}
+
+    def pick(key: str):
+        return csc[key] if csc.get(key) is not None else psc.get(key)
+    try:
+        run_as_user = pick("runAsUser")
+        uid = _id(run_as_user, "runAsUser") if run_as_user is not None else 0
+        run_as_group = pick("runAsGroup")
+        extra = [_id(g, "supplementalGroups") for g in psc.get("supplementalGroups") or []]
+        if psc.get("fsGroup") is not None:
+            extra.append(_id(psc["fsGroup"], "fsGroup"))
+        entry = next((e for e in _ids_file(os.path.join(etc, "passwd"))
+                      if len(e) >= 4 and e[2] == str(uid)), None)
+        if run_as_group is not None:
+            gid = _id(run_as_group, "runAsGroup")
+        else:
+            gid = int(entry[3]) if entry and entry[3].isdigit() else 0
+        member_of = []
+        if entry:
+            for g in _ids_file(os.path.join(etc, "group")):
+                if len(g) >= 4 and g[2].isdigit() and entry[0] in g[3].split(","):
+                    member_of.append(int(g[2]))
+    except ValueError as e:
+        return Security(Identity(), refusal=f"invalid securityContext: {e}")
+    groups = list(dict.fromkeys([gid, *member_of, *extra]))
+    privileged = bool(csc.get("privileged"))
+    identity = Identity(uid, gid, groups,
+                        no_new_privs=csc.get("allowPrivilegeEscalation") is False and
+                        not privileged)
+    refusal = ""
+    if pick("runAsNonRoot") and uid == 0:
+        where = (f'(pod: "{meta.get("name", "")}_{meta.get("namespace") or "default"}'
+                 f'({meta.get("uid", "")})", container: {c.get("name", "")})')
+        refusal = (f"container's runAsUser breaks non-root policy {where}"
+                   if run_as_user is not None else
+                   f"container has runAsNonRoot and image will run as root {where}")
+    return Security(identity, bool(csc.get("readOnlyRootFilesystem")), refusal)
 
 
 def limits_of(container: dict) -> Limits:
@@ -117,7 +196,8 @@ class ProcessRuntime:
                              pod_ip=self.pod_ip_for(pod), dns_server=self.dns_server,
                              netns=self.netns_for(pod),
                              host_aliases=[(a.get("ip", ""), list(a.get("hostnames") or []))
-                                           for a in spec.get("hostAliases") or []])
+                                           for a in spec.get("hostAliases") or []],
+                             share_pid=bool(spec.get("shareProcessNamespace")))
 
     def ensure_sandbox(self, pod: dict) -> PodRecord:
         """The pod's holder process (started, or found alive from before) and /etc files."""
@@ -154,6 +234,10 @@ class ProcessRuntime:
         except images.ImageNotKnown as e:
             rec.waiting[name] = (e.reason, str(e))
             return None
+        sec = security_of(pod, c)
+        if sec.refusal:
+            rec.waiting[name] = ("CreateContainerConfigError", sec.refusal)
+            return None
         rec.waiting.pop(name, None)
         env = dict(res.env)
         if self.env_for is not None:
@@ -171,7 +255,11 @@ class ProcessRuntime:
                               working_dir=c.get("workingDir") or "",
                               limits=limits, image_binds=binds,
                               volumes=self.volumes_for(pod, c),
-                              restart=prev.restart + 1 if prev is not None else 0)
+                              restart=prev.restart + 1 if prev is not None else 0,
+                              identity=sec.identity, read_only_root=sec.read_only_root,
+                              termination_message_path=c.get("terminationMessagePath") or "",
+                              fallback_to_logs=c.get("terminationMessagePolicy") ==
+                              "FallbackToLogsOnError")
         return process.start_container(self.data_dir, uid, rec.holder, cspec, rec.files)
 
     async def stop(self, pod: dict, grace: int) -> None:

@@ -8,6 +8,9 @@ Namespaces, as Kubernetes lays them out (without shareProcessNamespace):
   alive between container restarts; containers join them through /proc/<holder>/ns/*.
 - per container: mount and PID (the container's first process is PID 1 of its own PID
   namespace: when it dies the kernel kills everything left in that namespace).
+- with spec.shareProcessNamespace the PID namespace is the pod's: the holder is its PID 1 (a
+  pause that reaps the pod's orphans, as upstream's), and every container's processes see the
+  others'.
 
 A container's filesystem (`build_root`, run inside the container's fresh mount namespace):
 - overlayfs with the host's `/` as the only lower layer and upper/work directories under
@@ -17,10 +20,14 @@ A container's filesystem (`build_root`, run inside the container's fresh mount n
   pivot_root of the live root, which we avoid by pivoting into the overlay). If a kernel
   refuses, the fallback is a read-only recursive bind of `/`, and the reason is reported.
   The lower layer holds the root filesystem only, not the host's other mounts;
-- fresh /proc (the container's PID namespace), the host's /dev, /sys read-only, private tmpfs
-  on /tmp, /run and /dev/shm, the data directory hidden (other pods' files);
+- fresh /proc (the container's PID namespace), the host's devices through an overlay of /dev
+  (the container's files made there stay in its own layer; /dev/pts and the like are the
+  host's), /sys read-only, private tmpfs on /tmp, /run and /dev/shm, the data directory hidden
+  (other pods' files);
 - the pod's /etc/hosts, /etc/hostname and /etc/resolv.conf, the image's files (read-only),
-  the volumes (read-only when asked, with subPath),
+  the volumes (read-only when asked, with subPath), the termination message file;
+- with readOnlyRootFilesystem, the root, /tmp, /run and the /etc files read-only (volumes,
+  /dev, /dev/shm and the termination message file stay writable),
 then pivot_root into it and detach the host's tree.
 
 Every path inside the container is resolved with `secure_join` (symlinks interpreted inside
@@ -38,6 +45,7 @@ import os
 import re
 import signal
 import stat
+import sys
 from dataclasses import dataclass, field
 
 from . import linux
@@ -71,6 +79,7 @@ class SandboxConfig:
     dns_server: str | None = None   # None: the node's nameservers
     netns: str | None = None        # e.g. /run/netns/<name>; None: the node's network
     host_aliases: list[tuple[str, list[str]]] = field(default_factory=list)
+    share_pid: bool = False         # spec.shareProcessNamespace
 
     @property
     def pod_hostname(self) -> str:
@@ -173,6 +182,7 @@ def write_pod_files(data_dir: str, cfg: SandboxConfig) -> dict[str, str]:
 class Holder:
     pid: int
     start_time: int
+    pid_ns: bool = False            # PID 1 of the pod's own PID namespace (shared by all)
 
     def alive(self) -> bool:
         return linux.alive(self.pid, self.start_time)
@@ -181,8 +191,25 @@ class Holder:
         return f"/proc/{self.pid}/ns/{kind}"
 
 
+# PID 1 of a shared PID namespace inherits every orphan of the pod (a daemonized process, an
+# exec'd command whose waiter died): like upstream's pause it must reap them, which `sleep`
+# does not. A few lines of Python, without site, kept out of the agent's memory by exec.
+REAPER = """\
+import os, signal
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])
+while True:
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
+    signal.sigwait([signal.SIGCHLD])
+"""
+
+
 def start_holder(cfg: SandboxConfig) -> Holder:
-    """Fork the process that holds the pod's UTS/IPC (and joined network) namespaces."""
+    """Fork the process that holds the pod's UTS/IPC (and joined network) namespaces, and with
+    `cfg.share_pid` its PID namespace, as that namespace's PID 1."""
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:                                    # child: never returns
@@ -191,14 +218,23 @@ def start_holder(cfg: SandboxConfig) -> Holder:
             os.setsid()
             if cfg.netns:
                 linux.setns_path(cfg.netns, linux.CLONE_NEWNET)
-            linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWIPC)
+            linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWIPC |
+                          (linux.CLONE_NEWPID if cfg.share_pid else 0))
             linux.sethostname(cfg.pod_hostname)
             null = os.open("/dev/null", os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(null, fd)
             close_fds_except({w})
             reset_signals()
-            os.execv(SLEEP, [PAUSE_ARGV0, "infinity"])
+            if not cfg.share_pid:
+                os.execv(SLEEP, [PAUSE_ARGV0, "infinity"])
+            # only a child enters the new PID namespace (as its PID 1); this process says
+            # which pid that is and leaves (the agent, a subreaper, becomes its parent)
+            init = linux.fork_without_handlers()
+            if init == 0:
+                os.execv(sys.executable, [PAUSE_ARGV0, "-I", "-S", "-c", REAPER])
+            os.write(w, f"P{init}\n".encode())
+            os._exit(0)
         except BaseException as e:                  # noqa: BLE001 - reported to the parent
             try:
                 os.write(w, f"{type(e).__name__}: {e}".encode()[:4000])
@@ -207,24 +243,41 @@ def start_holder(cfg: SandboxConfig) -> Holder:
     os.close(w)
     msg = _read_all(r)
     os.close(r)
-    if msg:
-        os.waitpid(pid, 0)
+    holder_pid = pid
+    if cfg.share_pid and msg.startswith(b"P"):
+        first, _, msg = msg.partition(b"\n")
+        holder_pid = int(first[1:])
+        os.waitpid(pid, 0)                          # the intermediate child, gone already
+    if msg or (cfg.share_pid and holder_pid == pid):
+        if holder_pid != pid:
+            _kill_and_reap(holder_pid)
+        else:
+            os.waitpid(pid, 0)
         raise OSError(errno.EIO, f"pod sandbox: {msg.decode(errors='replace')}")
-    start = linux.proc_start_time(pid)
-    return Holder(pid, start or 0)
+    start = linux.proc_start_time(holder_pid)
+    return Holder(holder_pid, start or 0, pid_ns=cfg.share_pid)
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
 
 
 def save_holder(data_dir: str, uid: str, holder: Holder, cfg: SandboxConfig) -> None:
     path = os.path.join(pod_dir(data_dir, uid), "sandbox.json")
     write_json(path, {"pid": holder.pid, "start_time": holder.start_time,
-                      "hostname": cfg.pod_hostname, "netns": cfg.netns})
+                      "pid_ns": holder.pid_ns, "hostname": cfg.pod_hostname,
+                      "netns": cfg.netns})
 
 
 def load_holder(data_dir: str, uid: str) -> Holder | None:
     d = read_json(os.path.join(pod_dir(data_dir, uid), "sandbox.json"))
     if not d:
         return None
-    h = Holder(int(d["pid"]), int(d["start_time"]))
+    h = Holder(int(d["pid"]), int(d["start_time"]), pid_ns=bool(d.get("pid_ns")))
     return h if h.alive() else None
 
 
@@ -304,24 +357,67 @@ def _bind(source: str, rootfs: str, cpath: str, read_only: bool) -> None:
                     linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_REC)
 
 
+def _dev_submounts() -> list[str]:
+    """The host's mounts below /dev (e.g. /dev/pts) other than /dev/shm, outermost only: an
+    overlay of /dev holds the devtmpfs alone, these are bound (recursively) over it."""
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+            if mp.startswith("/dev/") and mp != "/dev/shm" and not mp.startswith("/dev/shm/"):
+                points.append(mp)
+    points = sorted(set(points))
+    return [p for p in points if not any(p.startswith(q + "/") for q in points)]
+
+
+def _mount_dev(rootfs: str, dev_layer: tuple[str, str] | None) -> str:
+    """The container's /dev: the host's devices through an overlay whose upper layer is the
+    container's, so a file made there (the termination message's mount point, a program's
+    own) never lands in the host's /dev. Returns '' or why the host's /dev is bound instead."""
+    target = secure_join(rootfs, "/dev", create="dir")
+    if dev_layer is not None:
+        upper, work = dev_layer
+        try:
+            linux.mount("overlay", target, "overlay", 0,
+                        f"lowerdir=/dev,upperdir={upper},workdir={work}")
+        except OSError as e:
+            why = f"overlayfs on /dev refused ({e.strerror}): the host's /dev is bound instead"
+        else:
+            for mp in _dev_submounts():
+                try:
+                    _bind(mp, rootfs, mp, read_only=False)
+                except OSError:
+                    pass                             # e.g. gone since: not needed to run
+            return ""
+    else:
+        why = "the host's /dev is bound"
+    linux.mount("/dev", target, None, linux.MS_BIND | linux.MS_REC)
+    return why
+
+
 def build_root(rootfs: str, upper: str, work: str, *, data_dir: str,
                files: dict[str, str], image_binds: list[tuple[str, str]],
-               volumes: list[VolumeMount]) -> str:
-    """Make this mount namespace's view and pivot into it. Returns '' or the reason overlay
-    could not be used. Call after unshare(CLONE_NEWNS) in the container's process."""
+               volumes: list[VolumeMount], dev_layer: tuple[str, str] | None = None,
+               read_only: bool = False) -> str:
+    """Make this mount namespace's view and pivot into it. Returns '' or the reasons overlay
+    could not be used. Call after unshare(CLONE_NEWNS) in the container's process.
+    `dev_layer`: (upper, work) directories for the overlay of /dev. `read_only`
+    (readOnlyRootFilesystem): the root, /tmp, /run and the pod's /etc files are read-only, as
+    with containerd; volumes, /dev, /dev/shm and /proc stay as they are."""
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-    fallback = ""
+    notes = []
     try:
         linux.mount("overlay", rootfs, "overlay", 0,
                     f"lowerdir=/,upperdir={upper},workdir={work}")
     except OSError as e:
-        fallback = f"overlayfs on / refused ({e.strerror}): read-only bind of / instead"
+        notes.append(f"overlayfs on / refused ({e.strerror}): read-only bind of / instead")
         linux.mount("/", rootfs, None, linux.MS_BIND | linux.MS_REC)
         linux.mount(None, rootfs, None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
     linux.mount("proc", secure_join(rootfs, "/proc", create="dir"), "proc",
                 linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
-    linux.mount("/dev", secure_join(rootfs, "/dev", create="dir"), None,
-                linux.MS_BIND | linux.MS_REC)
+    dev_note = _mount_dev(rootfs, dev_layer)
+    if dev_note and dev_layer is not None:
+        notes.append(dev_note)
     linux.mount("shm", secure_join(rootfs, "/dev/shm", create="dir"), "tmpfs",
                 linux.MS_NOSUID | linux.MS_NODEV, "mode=1777")
     sys_dir = secure_join(rootfs, "/sys", create="dir")
@@ -330,8 +426,10 @@ def build_root(rootfs: str, upper: str, work: str, *, data_dir: str,
                 linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_NOSUID |
                 linux.MS_NODEV | linux.MS_NOEXEC)
     for cpath, mode in (("/tmp", "1777"), ("/run", "755")):
+        # with a read-only root these stay empty and read-only (an image's own /tmp would be)
         linux.mount("tmpfs", secure_join(rootfs, cpath, create="dir"), "tmpfs",
-                    linux.MS_NOSUID | linux.MS_NODEV, f"mode={mode}")
+                    linux.MS_NOSUID | linux.MS_NODEV | (linux.MS_RDONLY if read_only else 0),
+                    f"mode={mode}")
     real_data = os.path.realpath(data_dir)
     covered = any(real_data == p or real_data.startswith(p + "/")
                   for p in ("/tmp", "/run", "/dev", "/proc", "/sys"))
@@ -339,11 +437,18 @@ def build_root(rootfs: str, upper: str, work: str, *, data_dir: str,
         hidden = secure_join(rootfs, real_data, create="dir")
         linux.mount("k1s-hidden", hidden, "tmpfs", linux.MS_RDONLY, "mode=755,size=4k")
     for cpath, host in files.items():
-        _bind(host, rootfs, cpath, read_only=False)
+        _bind(host, rootfs, cpath, read_only=read_only)
     for host, cpath in image_binds:
         _bind(host, rootfs, cpath, read_only=True)
     for v in volumes:
+        if dev_note and _under(v.container_path, "/dev") and \
+                not _exists_in(rootfs, v.container_path):
+            # its mount point would have to be made in the host's own /dev
+            raise UnsafePath(f"cannot mount {v.container_path}: {dev_note}")
         _bind(_sub_path(v.host_path, v.sub_path), rootfs, v.container_path, v.read_only)
+    if read_only:
+        # only the root's own mount: what is mounted on it keeps its flags (as runc does)
+        linux.mount(None, rootfs, None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
     # pivot_root(".", "."): the old root ends up stacked on the new one; detaching it leaves
     # only the container's tree (no directory for the old root needed in the view)
     os.chdir(rootfs)
@@ -353,7 +458,19 @@ def build_root(rootfs: str, upper: str, work: str, *, data_dir: str,
     except OSError:
         os.chroot(".")                                # e.g. an unknown syscall number
     os.chdir("/")
-    return fallback
+    return "; ".join(notes)
+
+
+def _exists_in(rootfs: str, path: str) -> bool:
+    try:
+        return os.path.lexists(secure_join(rootfs, path))
+    except FileNotFoundError:
+        return False
+
+
+def _under(path: str, top: str) -> bool:
+    norm = os.path.normpath("/" + path)
+    return norm == top or norm.startswith(top + "/")
 
 
 # -- entering a running container (probes, exec, tests) ----------------------------------------

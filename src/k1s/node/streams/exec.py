@@ -2,9 +2,10 @@
 
 The command joins the namespaces of the container's PID 1 (`pid`): net, uts, ipc, pid and mnt,
 then its root (the container may have been chroot'ed rather than pivot_root'ed) and working
-directory, its environment (from /proc/<pid>/environ, as CRI exec keeps the container's env)
-and its cgroups (its limits apply). Joining a PID namespace only affects children, so the
-forked child that entered the namespaces forks once more: the grandchild is in the container's
+directory, its environment (from /proc/<pid>/environ, as CRI exec keeps the container's env),
+its cgroups (its limits apply) and its user: groups, gid, uid and no_new_privs as the container
+was started with (`process.read_identity`, passed by the caller), else as PID 1 has them now.
+Joining a PID namespace only affects children, so the forked child that entered the namespaces forks once more: the grandchild is in the container's
 PID namespace and execs the command; the child stays as a small waiter that exits with the
 grandchild's status (128+signal for a signal), which is what asyncio sees. SIGTERM to the waiter
 (a client went away) makes it SIGKILL and reap the command; should the waiter die anyway, the
@@ -26,6 +27,7 @@ import termios
 from dataclasses import dataclass
 
 from ..runtime import linux
+from ..runtime.process import Identity
 
 NAMESPACES = ("net", "uts", "ipc", "pid", "mnt")    # mnt last: /proc paths resolve before it
 PR_SET_PDEATHSIG = 1
@@ -96,7 +98,8 @@ def cgroup_procs(pid: int, root: str = "/sys/fs/cgroup") -> list[str]:
     return out
 
 
-def _preexec(ns_fds: list[int], root_fd: int, cwd_fd: int, tty: bool, cg_fds: list[int]):
+def _preexec(ns_fds: list[int], root_fd: int, cwd_fd: int, tty: bool, cg_fds: list[int],
+             user: Identity | None):
     def run() -> None:
         for fd in ns_fds:
             _setns(fd)
@@ -158,13 +161,16 @@ def _preexec(ns_fds: list[int], root_fd: int, cwd_fd: int, tty: bool, cg_fds: li
         if tty:
             os.setsid()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        if user is not None:            # last: the steps above may need root
+            user.apply()
     return run
 
 
 async def spawn(pid: int, argv: list[str], *, stdin: bool, tty: bool, stderr: bool,
-                env: dict[str, str] | None = None) -> Exec:
-    """Start `argv` in the container whose PID 1 is `pid`. Raises OSError (e.g. ENOENT for an
-    unknown command, ESRCH when the container is gone)."""
+                env: dict[str, str] | None = None, user: Identity | None = None) -> Exec:
+    """Start `argv` in the container whose PID 1 is `pid`, as `user` (the identity the
+    container was started with, `process.read_identity`; without it, the one `pid` has now).
+    Raises OSError (e.g. ENOENT for an unknown command, ESRCH when the container is gone)."""
     if not argv:
         raise OSError(22, "no command given")
     fds: list[int] = []
@@ -186,6 +192,10 @@ async def spawn(pid: int, argv: list[str], *, stdin: bool, tty: bool, stderr: bo
         # the container's configured environment (process.read_env) when the caller has it,
         # else what PID 1's environ still shows
         env = dict(env) if env is not None else container_env(pid)
+        if user is None:
+            user = Identity.of_process(pid)
+            if user is None:
+                raise ProcessLookupError(3, f"no such process: {pid}")
         env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         if tty:
             env.setdefault("TERM", "xterm")
@@ -197,7 +207,7 @@ async def spawn(pid: int, argv: list[str], *, stdin: bool, tty: bool, stderr: bo
                            stdout=asyncio.subprocess.PIPE,
                            stderr=asyncio.subprocess.PIPE if stderr
                            else asyncio.subprocess.DEVNULL)
-        enter = _preexec(fds[:len(NAMESPACES)], root_fd, cwd_fd, tty, cg_fds)
+        enter = _preexec(fds[:len(NAMESPACES)], root_fd, cwd_fd, tty, cg_fds, user)
         proc = await asyncio.create_subprocess_exec(*argv, env=env, preexec_fn=enter,
                                                     limit=1 << 16, **streams)
     except BaseException:
