@@ -253,7 +253,7 @@ def test_names_that_could_escape_the_data_directory_are_refused(runtime, tmp_pat
 def test_run_as_user_and_group_with_supplemental_groups_and_no_new_privs(runtime):
     rt = runtime()
     c = sh("c", "id -u; id -g; id -G; grep NoNewPrivs /proc/self/status; "
-                "echo hi > /tmp/f && cat /tmp/f; touch /not-mine || echo denied",
+                "echo hi > /tmp/f && cat /tmp/f; touch /not-mine 2>/dev/null || echo denied",
            securityContext={"runAsUser": 2000, "allowPrivilegeEscalation": False})
     p = pod("ids", [c], securityContext={"runAsUser": 1000, "runAsGroup": 3000,
                                          "supplementalGroups": [4000, 3000], "fsGroup": 5000})
@@ -261,7 +261,7 @@ def test_run_as_user_and_group_with_supplemental_groups_and_no_new_privs(runtime
     st = finished(rt, p["metadata"]["uid"])
     # the container's runAsUser wins over the pod's; the gid comes first among the groups
     assert log_lines(st.log_path) == ["2000", "3000", "3000 4000 5000", "NoNewPrivs:\t1",
-                                      "hi", "touch: /not-mine: Permission denied", "denied"]
+                                      "hi", "denied"]
 
 
 def test_identity_follows_the_images_passwd_and_group(tmp_path):

@@ -193,7 +193,8 @@ class Holder:
 
 # PID 1 of a shared PID namespace inherits every orphan of the pod (a daemonized process, an
 # exec'd command whose waiter died): like upstream's pause it must reap them, which `sleep`
-# does not. A few lines of Python, without site, kept out of the agent's memory by exec.
+# does not. A few lines of Python, without site, kept out of the agent's memory by exec; read
+# from stdin so that the pod's `ps` shows `k1s-pause -I -S -` rather than the program.
 REAPER = """\
 import os, signal
 signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])
@@ -230,9 +231,15 @@ def start_holder(cfg: SandboxConfig) -> Holder:
                 os.execv(SLEEP, [PAUSE_ARGV0, "infinity"])
             # only a child enters the new PID namespace (as its PID 1); this process says
             # which pid that is and leaves (the agent, a subreaper, becomes its parent)
+            src_r, src_w = os.pipe()
+            os.write(src_w, REAPER.encode())            # far below a pipe's capacity
+            os.close(src_w)
             init = linux.fork_without_handlers()
             if init == 0:
-                os.execv(sys.executable, [PAUSE_ARGV0, "-I", "-S", "-c", REAPER])
+                os.dup2(src_r, 0)
+                os.close(src_r)
+                os.execv(sys.executable, [PAUSE_ARGV0, "-I", "-S", "-"])
+            os.close(src_r)
             os.write(w, f"P{init}\n".encode())
             os._exit(0)
         except BaseException as e:                  # noqa: BLE001 - reported to the parent
