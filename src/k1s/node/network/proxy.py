@@ -42,6 +42,7 @@ import logging
 import socket
 import struct
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -65,6 +66,7 @@ UDP_MAX_FLOWS = 4096                 # per Service port; datagrams of further cl
 UDP_PENDING_MAX = 64                 # datagrams held while a flow's socket is being made
 UDP_MAX_DATAGRAM = 65535
 RETRY_DELAY = 5.0                    # seconds before a Service that failed to apply is retried
+SOCKET_BATCH = 32                    # sockets made ahead per helper thread (see _SocketPool)
 
 Backend = tuple[str, int]
 Key = tuple[str, int, str]           # (cluster IP, port, protocol)
@@ -249,6 +251,66 @@ class Balancer:
         return b
 
 
+# -- acting: sockets in the node namespace ------------------------------------------------------
+
+def _make_sockets(type_: int, n: int) -> list[socket.socket]:
+    return [socket.socket(socket.AF_INET, type_) for _ in range(n)]
+
+
+class _SocketPool:
+    """Unconnected sockets of one type made ahead in the node namespace. A socket made there
+    needs a helper thread that enters the namespace (netns), which costs more than all the rest
+    of a proxied connection: so sockets come in batches of SOCKET_BATCH from one thread, and
+    the next batch is made while the last ones are used."""
+
+    def __init__(self, netns_path: str, type_: int):
+        self.path = netns_path
+        self.type = type_
+        self.free: deque[socket.socket] = deque()
+        self._filling: asyncio.Task | None = None
+
+    async def get(self) -> socket.socket:
+        while not self.free:
+            await asyncio.shield(self._fill())
+        sock = self.free.popleft()
+        if len(self.free) < SOCKET_BATCH // 2:
+            self._fill()
+        return sock
+
+    def _fill(self) -> asyncio.Task:
+        if self._filling is None:
+            self._filling = asyncio.get_running_loop().create_task(self._make())
+        return self._filling
+
+    async def _make(self) -> None:
+        try:
+            self.free.extend(await netns.in_netns_async(self.path, _make_sockets, self.type,
+                                                        SOCKET_BATCH))
+        finally:
+            self._filling = None
+
+    async def close(self) -> None:
+        if self._filling is not None:         # let the helper thread finish: never cancel it
+            await asyncio.gather(self._filling, return_exceptions=True)
+        while self.free:
+            self.free.popleft().close()
+
+
+async def _connect(pool: _SocketPool, host: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection to host:port from the node namespace (forward.connect's, with a
+    socket from the pool)."""
+    sock = await pool.get()
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)),
+                               timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 # -- acting: TCP ----------------------------------------------------------------------------------
 
 class _Relay(asyncio.Protocol):
@@ -346,9 +408,10 @@ class _Relay(asyncio.Protocol):
 class _TCPPort:
     """A listener on clusterIP:port (TCP) relaying each accepted connection to a backend."""
 
-    def __init__(self, sp: ServicePort, netns_path: str):
+    def __init__(self, sp: ServicePort, netns_path: str, sockets: _SocketPool):
         self.sp = sp
         self.path = netns_path
+        self.sockets = sockets
         self.balancer = Balancer(sp)
         self.server: asyncio.AbstractServer | None = None
         self.clients: dict[_Relay, asyncio.Task | None] = {}
@@ -385,7 +448,7 @@ class _TCPPort:
             if b is None:
                 break
             try:
-                sock = await forward.connect(self.path, b[0], b[1], timeout=timeout)
+                sock = await _connect(self.sockets, b[0], b[1], timeout)
             except (OSError, asyncio.TimeoutError) as e:
                 log.debug("service %s: backend %s:%d: %s", self.sp.service, *b, e)
                 failed.add(b)
@@ -442,7 +505,7 @@ class _Flow(asyncio.DatagramProtocol):
 
     async def _open(self) -> None:
         try:
-            sock = await netns.socket_in_async(self.port.path, socket.AF_INET, socket.SOCK_DGRAM)
+            sock = await self.port.sockets.get()
             try:
                 sock.setblocking(False)
                 sock.connect(self.backend)          # a UDP connect only sets the peer
@@ -494,9 +557,10 @@ class _Flow(asyncio.DatagramProtocol):
 class _UDPPort(asyncio.DatagramProtocol):
     """A socket on clusterIP:port (UDP): each client address gets a flow to one backend."""
 
-    def __init__(self, sp: ServicePort, netns_path: str):
+    def __init__(self, sp: ServicePort, netns_path: str, sockets: _SocketPool):
         self.sp = sp
         self.path = netns_path
+        self.sockets = sockets
         self.balancer = Balancer(sp)
         self.transport: asyncio.DatagramTransport | None = None
         self.flows: dict[tuple, _Flow] = {}
@@ -592,6 +656,8 @@ class ServiceProxy:
         self.slices = informers.informer(ENDPOINT_SLICES)
         self.slices.add_indexer(SLICE_INDEX, slice_service)
         self.ports: dict[Key, _TCPPort | _UDPPort] = {}
+        self.sockets = {p: _SocketPool(self.path, t)
+                        for p, t in (("TCP", socket.SOCK_STREAM), ("UDP", socket.SOCK_DGRAM))}
         self.owner: dict[Key, str] = {}           # listener -> the Service it belongs to
         self.ip_users: dict[str, set[str]] = {}   # address on lo -> Services holding it
         self._skipped: dict[str, list[str]] = {}
@@ -631,6 +697,8 @@ class ServiceProxy:
             self._close(key, drop_connections=True)
         for ip in list(self.ip_users):
             await self._release(ip, None)
+        for pool in self.sockets.values():
+            await pool.close()
 
     # -- events ------------------------------------------------------------------------------
 
@@ -705,7 +773,8 @@ class ServiceProxy:
         return ok
 
     async def _open(self, key: str, sp: ServicePort) -> bool:
-        port = _TCPPort(sp, self.path) if sp.protocol == "TCP" else _UDPPort(sp, self.path)
+        kind = _TCPPort if sp.protocol == "TCP" else _UDPPort
+        port = kind(sp, self.path, self.sockets[sp.protocol])
         try:
             await port.open()
         except OSError as e:
