@@ -1,7 +1,8 @@
 """The service proxy's planner (network/proxy.py) as tables: which Services and ports are
 proxied, the target port taken from the EndpointSlice port of the same name, which endpoints
 take new connections (ready, else serving-and-terminating), and the balancer's round robin and
-ClientIP affinity. Nothing here opens a socket."""
+ClientIP affinity; then, briefly, the acting ServiceProxy those plans drive, over real network
+namespaces (root only): relaying with half-close, retries, refusal, UDP flows, addresses."""
 
 from __future__ import annotations
 
@@ -114,8 +115,8 @@ def test_a_slice_port_of_another_name_or_protocol_gives_no_backend():
 def test_sctp_ports_are_skipped_with_a_reason_and_the_others_kept():
     ports = [{"name": "http", "port": 80, "protocol": "TCP"},
              {"name": "sig", "port": 3868, "protocol": "SCTP"}]
-    plan = plan_service(svc(ports=ports),
-                        [eslice(ep("10.244.0.5"), ports=(("http", 80, "TCP"), ("sig", 3868, "SCTP")))])
+    sl = eslice(ep("10.244.0.5"), ports=(("http", 80, "TCP"), ("sig", 3868, "SCTP")))
+    plan = plan_service(svc(ports=ports), [sl])
     assert set(plan.ports) == {("10.96.100.1", 80, "TCP")}
     assert plan.skipped == ["port sig/SCTP: only TCP and UDP are proxied"]
 

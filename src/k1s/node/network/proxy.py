@@ -5,8 +5,10 @@ A pod's packets to any address off the pod CIDR reach the node namespace through
 route (the bridge). So for every Service with a cluster IP the proxy puts that address on the
 node namespace's loopback (`NodeNetwork.add_local_address`, as the agent does for kube-dns) and
 listens on clusterIP:port there, per Service port; each TCP connection or UDP flow is relayed
-to one backend pod, connected from the node namespace too (forward.connect). Nothing listens or
-routes in the root namespace.
+to one backend pod over a socket made in the node namespace too (in batches: see _SocketPool).
+Nothing listens or routes in the root namespace, and no packet is rewritten: a backend sees
+connections coming from the node's bridge address, not from the client pod (upstream's
+userspace mode had the same limit).
 
 Two halves:
 - the pure planner: `plan_service(svc, slices)` -> `ServicePlan`, the cluster IPs to hold and,
@@ -30,7 +32,8 @@ Behaviour, beside upstream's:
   timeouts (upstream userspace's dial retries), then the client's connection is reset;
 - SCTP ports are not proxied (no SCTP sockets here); the Service's other ports are;
 - cluster IPs the node's DNS server owns (kube-dns's 10.96.0.10) are never proxied;
-- UDP flows end after UDP_IDLE_TIMEOUT idle seconds (conntrack's UDP timeout).
+- UDP flows end after UDP_IDLE_TIMEOUT idle seconds (conntrack's UDP timeout);
+- only cluster IPs: node ports, external IPs and load-balancer addresses are not served.
 """
 
 from __future__ import annotations
@@ -432,12 +435,21 @@ class _TCPPort:
 
     def _accepted(self, client: _Relay) -> None:
         client.transport.pause_reading()          # until a backend is connected
-        self.clients[client] = asyncio.get_running_loop().create_task(self._connect(client))
+        self.clients[client] = asyncio.get_running_loop().create_task(self._serve(client))
 
     def _client_gone(self, client: _Relay) -> None:
         # a connect in flight is not cancelled (its namespace helper thread would find its
         # future cancelled): it ends within its timeout and sees the client gone
         self.clients.pop(client, None)
+
+    async def _serve(self, client: _Relay) -> None:
+        try:
+            await self._connect(client)
+        except asyncio.CancelledError:
+            raise
+        except Exception:                 # one connection's bug never stops the listener
+            log.exception("service %s: relaying a connection", self.sp.service)
+            client.reset()
 
     async def _connect(self, client: _Relay) -> None:
         peer = client.transport.get_extra_info("peername") or ("", 0)
