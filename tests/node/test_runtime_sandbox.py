@@ -344,14 +344,14 @@ def test_read_only_root_filesystem_keeps_volumes_dev_and_the_message_file_writab
     script = ("for f in /x /etc/x /tmp/x /run/x /etc/hosts /data/x /dev/shm/x "
               "/dev/termination-log; do (echo w > $f) 2>/dev/null && echo $f ok || echo $f no; "
               "done; grep -c ' / / ro,' /proc/self/mountinfo")
-    c = sh("c", script, securityContext={"readOnlyRootFilesystem": True},
-           terminationMessagePath="/dev/termination-log")
+    c = sh("c", script + "; pwd", securityContext={"readOnlyRootFilesystem": True},
+           terminationMessagePath="/dev/termination-log", workingDir="/srv/app")
     p = pod("rorfs", [c])
     rt.start_sync(p)
     st = finished(rt, p["metadata"]["uid"])
     assert log_lines(st.log_path) == [
         "/x no", "/etc/x no", "/tmp/x no", "/run/x no", "/etc/hosts no", "/data/x ok",
-        "/dev/shm/x ok", "/dev/termination-log ok", "1"]
+        "/dev/shm/x ok", "/dev/termination-log ok", "1", "/srv/app"]   # the cwd made before
     assert (vol / "x").read_text() == "w\n"
     assert st.message == "w\n"
 

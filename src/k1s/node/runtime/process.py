@@ -307,15 +307,15 @@ def _monitor(data_dir: str, cdir: str, holder: Holder, spec: ContainerSpec,
                                   image_binds=spec.image_binds, volumes=spec.volumes,
                                   dev_layer=(os.path.join(cdir, "dev-upper"),
                                              os.path.join(cdir, "dev-work")),
-                                  read_only=spec.read_only_root)
+                                  read_only=spec.read_only_root,
+                                  working_dir=spec.working_dir)
             if fallback:
                 os.write(exc_w, b"N" + fallback.encode())
             os.dup2(out_w, 1)                          # stdin stays /dev/null
             os.dup2(err_w, 2)
             env = dict(spec.env)
             env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            if spec.working_dir:                       # made as root, as runc does
-                os.makedirs(spec.working_dir, exist_ok=True)
+            if spec.working_dir:                       # made by build_root (as root)
                 os.chdir(spec.working_dir)
             if spec.identity is not None:              # the last step that needs root
                 spec.identity.apply()

@@ -405,12 +405,13 @@ def _mount_dev(rootfs: str, dev_layer: tuple[str, str] | None) -> str:
 def build_root(rootfs: str, upper: str, work: str, *, data_dir: str,
                files: dict[str, str], image_binds: list[tuple[str, str]],
                volumes: list[VolumeMount], dev_layer: tuple[str, str] | None = None,
-               read_only: bool = False) -> str:
+               read_only: bool = False, working_dir: str = "") -> str:
     """Make this mount namespace's view and pivot into it. Returns '' or the reasons overlay
     could not be used. Call after unshare(CLONE_NEWNS) in the container's process.
     `dev_layer`: (upper, work) directories for the overlay of /dev. `read_only`
     (readOnlyRootFilesystem): the root, /tmp, /run and the pod's /etc files are read-only, as
-    with containerd; volumes, /dev, /dev/shm and /proc stay as they are."""
+    with containerd; volumes, /dev, /dev/shm and /proc stay as they are. A missing
+    `working_dir` is made before (as runc makes the cwd whatever the root's mode)."""
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     notes = []
     try:
@@ -453,6 +454,8 @@ def build_root(rootfs: str, upper: str, work: str, *, data_dir: str,
             # its mount point would have to be made in the host's own /dev
             raise UnsafePath(f"cannot mount {v.container_path}: {dev_note}")
         _bind(_sub_path(v.host_path, v.sub_path), rootfs, v.container_path, v.read_only)
+    if working_dir:
+        secure_join(rootfs, working_dir, create="dir")
     if read_only:
         # only the root's own mount: what is mounted on it keeps its flags (as runc does)
         linux.mount(None, rootfs, None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
