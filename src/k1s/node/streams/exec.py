@@ -5,9 +5,9 @@ then its root (the container may have been chroot'ed rather than pivot_root'ed) 
 directory, its environment (from /proc/<pid>/environ, as CRI exec keeps the container's env),
 its cgroups (its limits apply) and its user: groups, gid, uid and no_new_privs as the container
 was started with (`process.read_identity`, passed by the caller), else as PID 1 has them now.
-Joining a PID namespace only affects children, so the forked child that entered the namespaces forks once more: the grandchild is in the container's
-PID namespace and execs the command; the child stays as a small waiter that exits with the
-grandchild's status (128+signal for a signal), which is what asyncio sees. SIGTERM to the waiter
+Joining a PID namespace only affects children, so the forked child that entered the
+namespaces forks once more: the grandchild is in the container's PID namespace and execs the
+command; the child stays as a small waiter that exits with the grandchild's status (128+signal for a signal), which is what asyncio sees. SIGTERM to the waiter
 (a client went away) makes it SIGKILL and reap the command; should the waiter die anyway, the
 command dies with it (PR_SET_PDEATHSIG).
 
