@@ -7,9 +7,10 @@ its cgroups (its limits apply) and its user: groups, gid, uid and no_new_privs a
 was started with (`process.read_identity`, passed by the caller), else as PID 1 has them now.
 Joining a PID namespace only affects children, so the forked child that entered the
 namespaces forks once more: the grandchild is in the container's PID namespace and execs the
-command; the child stays as a small waiter that exits with the grandchild's status (128+signal for a signal), which is what asyncio sees. SIGTERM to the waiter
-(a client went away) makes it SIGKILL and reap the command; should the waiter die anyway, the
-command dies with it (PR_SET_PDEATHSIG).
+command; the child stays as a small waiter that exits with the grandchild's status
+(128+signal for a signal), which is what asyncio sees. SIGTERM to the waiter (a client went
+away) makes it SIGKILL and reap the command; should the waiter die anyway, the command dies
+with it (PR_SET_PDEATHSIG).
 
 With a tty the command runs on a new pty as its session's controlling terminal; without one
 stdin is a pipe (only when asked for: otherwise /dev/null) and stdout/stderr are pipes.
