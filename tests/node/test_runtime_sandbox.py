@@ -284,6 +284,10 @@ def test_identity_follows_the_images_passwd_and_group(tmp_path):
     assert not s.refusal and not s.read_only_root
     assert ident({"runAsUser": -1}).refusal.startswith("invalid securityContext: invalid "
                                                        "runAsUser -1")
+    assert ident("root").refusal.startswith("invalid securityContext")
+    assert ident({}, {"supplementalGroups": 5}).refusal.startswith("invalid securityContext")
+    assert ident({}, {"fsGroup": "5"}).refusal == ("invalid securityContext: invalid fsGroup "
+                                                   "'5': must be an integer in 0..2147483647")
     assert ident({"allowPrivilegeEscalation": False}).identity.no_new_privs
     assert not ident({"allowPrivilegeEscalation": True}).identity.no_new_privs
 

@@ -97,6 +97,10 @@ def security_of(pod: dict, c: dict, etc: str = "/etc") -> Security:
     meta = pod.get("metadata") or {}
     psc = (pod.get("spec") or {}).get("securityContext") or {}
     csc = c.get("securityContext") or {}
+    if not isinstance(psc, dict) or not isinstance(csc, dict) or \
+            not isinstance(psc.get("supplementalGroups") or [], list):
+        return Security(Identity(), refusal="invalid securityContext: not an object as the "
+                                            "API defines it")
 
     def pick(key: str):
         return csc[key] if csc.get(key) is not None else psc.get(key)
