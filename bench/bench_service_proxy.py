@@ -6,7 +6,7 @@ On `k1s up`'s real node: an nginx pod behind a ClusterIP Service, and a client p
 small load generator (the host's Python, seen through the container's view of the host),
 started with one `kubectl exec`. Each request opens a new TCP connection, sends
 `GET / HTTP/1.0` and reads the answer to EOF (the proxy's whole path: accept, backend
-connect from the node namespace, relay both ways, half-close). Two phases per target:
+connect from the node namespace, relay both ways, nginx's close passed on). Two phases per target:
 - latency: one connection at a time; p50 and p99 per request, and the requests/s that gives;
 - throughput: --concurrency connections at once (threads), requests/s.
 Targets alternate round by round (--rounds) so a noisy moment hits both; latencies are pooled
@@ -52,8 +52,8 @@ REQ = b"GET / HTTP/1.0\r\nHost: web\r\n\r\n"
 def request(host):
     s = socket.create_connection((host, 80), timeout=10)
     try:
-        s.sendall(REQ)
-        s.shutdown(socket.SHUT_WR)
+        s.sendall(REQ)     # no half-close: nginx closes first and keeps the TIME_WAITs, so
+                           # the client's ephemeral ports never run out
         n = 0
         while True:
             b = s.recv(65536)

@@ -271,10 +271,13 @@ class _SocketPool:
         self.type = type_
         self.free: deque[socket.socket] = deque()
         self._filling: asyncio.Task | None = None
+        self._error: OSError | None = None       # the last batch's failure
 
     async def get(self) -> socket.socket:
         while not self.free:
             await asyncio.shield(self._fill())
+            if not self.free and self._error is not None:
+                raise self._error
         sock = self.free.popleft()
         if len(self.free) < SOCKET_BATCH // 2:
             self._fill()
@@ -289,6 +292,10 @@ class _SocketPool:
         try:
             self.free.extend(await netns.in_netns_async(self.path, _make_sockets, self.type,
                                                         SOCKET_BATCH))
+            self._error = None
+        except OSError as e:          # (the namespace is gone, out of descriptors...)
+            log.warning("service proxy: making sockets in %s: %s", self.path, e)
+            self._error = e
         finally:
             self._filling = None
 
@@ -306,8 +313,8 @@ async def _connect(pool: _SocketPool, host: str, port: int, timeout: float) -> s
     try:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)),
-                               timeout)
+        async with asyncio.timeout(timeout):      # (no extra task, unlike wait_for)
+            await asyncio.get_running_loop().sock_connect(sock, (host, port))
     except BaseException:
         sock.close()
         raise
@@ -364,7 +371,7 @@ class _Relay(asyncio.Protocol):
             return True
         self.got_eof = True
         peer = self.peer
-        if peer is None or peer.got_eof or peer.lost:
+        if peer.got_eof or peer.lost:
             # both ways finished (or the other side is gone): close, after what is buffered
             self.close()
             return False
