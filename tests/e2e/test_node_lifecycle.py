@@ -278,25 +278,29 @@ def test_fallback_to_logs_on_error_puts_the_log_tail_in_the_message(k, ns):
     assert term.get("message") == "from-logs\n", term
 
 
-@pytest.mark.xfail(strict=True, reason="activeDeadlineSeconds is not enforced: nothing in "
-                   "src/k1s/node fails a pod past its deadline (kubelet's activeDeadlineHandler)")
 def test_active_deadline_seconds_fails_the_pod(k, ns):
+    """kubelet's activeDeadlineHandler: past the deadline (from startTime) the containers are
+    stopped with the pod's grace period, then the pod is Failed with reason DeadlineExceeded.
+    kubectl's STATUS column then shows the killed container's reason (Error), as it does
+    for upstream's pods."""
     create(k, ns, pod("deadline", container("c", "sleep 3600"), activeDeadlineSeconds=3,
                       terminationGracePeriodSeconds=1))
 
     def failed():
         p = pod_json(k, ns, "deadline")
-        assert p["status"].get("reason") == "DeadlineExceeded", p["status"]
+        assert p["status"].get("phase") == "Failed", p["status"]
         return p
     p = eventually(failed, timeout=60)
-    assert p["status"]["phase"] == "Failed"
+    assert p["status"]["reason"] == "DeadlineExceeded"
     assert p["status"]["message"] == \
         "Pod was active on the node longer than the specified deadline"
-    assert get_row(k, ns, "deadline")["STATUS"] == "DeadlineExceeded"
+    term = cstatus(p, "c")["state"]["terminated"]
+    assert term["exitCode"] == 137 and cstatus(p, "c")["restartCount"] == 0, term
+    assert get_row(k, ns, "deadline")["STATUS"] == "Error"
+    evs = [e for e in events(k, ns, "deadline") if e["reason"] == "DeadlineExceeded"]
+    assert len(evs) == 1 and evs[0]["type"] == "Normal", evs
 
 
-@pytest.mark.xfail(strict=True, reason="postStart hooks are not run: src/k1s/node has no "
-                   "postStart handling")
 def test_a_post_start_hook_runs_in_the_container(k, ns):
     c = container("c", "until [ -e /tmp/hook ]; do sleep 1; done; cat /tmp/hook; sleep 3600",
                   lifecycle={"postStart": {"exec": {"command": [
@@ -305,6 +309,23 @@ def test_a_post_start_hook_runs_in_the_container(k, ns):
     running(k, ns, "poststart")
     eventually(lambda: _assert_equal(k.ok("logs", "poststart", "-n", ns), "post-start-ran\n"),
                timeout=30)
+
+
+def test_a_failing_post_start_hook_kills_and_restarts_the_container(k, ns):
+    """kubelet: the hook failing is a FailedPostStartHook event (without the hook's output,
+    which may hold secrets) and the container is killed, then restarted by its policy."""
+    c = container("c", "sleep 3600", lifecycle={"postStart": {"exec": {"command": [
+        "sh", "-c", "echo secret-output; exit 3"]}}})
+    create(k, ns, pod("badhook", c, terminationGracePeriodSeconds=1))
+
+    def restarted():
+        st = cstatus(pod_json(k, ns, "badhook"), "c")
+        assert st.get("restartCount", 0) >= 1, st
+    eventually(restarted, timeout=90)
+    evs = [e for e in events(k, ns, "badhook") if e["reason"] == "FailedPostStartHook"]
+    assert evs and evs[0]["type"] == "Warning" and evs[0]["message"] == "PostStartHook failed"
+    killing = [e for e in events(k, ns, "badhook") if e["reason"] == "Killing"]
+    assert killing and killing[0]["message"] == "FailedPostStartHook", killing
 
 
 def test_share_process_namespace_lets_containers_see_each_other(k, ns):

@@ -94,6 +94,7 @@ class PodState:
     pod: dict | None = None                    # the pod as last synced (for storage checks)
     verdict: Verdict | None = None             # the node evicts it (local storage)
     verdict_reported: str = ""                 # its event was recorded
+    exec_ctx: dict = field(default_factory=dict)   # (container, run) -> (env, identity)
 
 
 def run_of(st: process.ContainerState) -> Run:
@@ -468,7 +469,10 @@ class PodRuntime:
             why = self.runtime.waiting(uid).get(name)
             if why is not None and ps.image_reported.get(name) != why:
                 ps.image_reported[name] = why
-                self._event(pod, "Warning", "Failed", f"Error: {why[0]}: {why[1]}")
+                # kubelet's words: a config error is "Error: <why>"; an image we cannot run
+                # names its reason too (upstream's pull errors do: ErrImagePull ...)
+                text = why[1] if why[0] == envvars.ConfigError.reason else f"{why[0]}: {why[1]}"
+                self._event(pod, "Warning", "Failed", f"Error: {text}")
             return False
         log.debug("started container %s of pod %s/%s (pid %s)", name, *ps.key, st.pid)
         self._unwatch((uid, name))              # the previous run's monitor, if any
@@ -494,8 +498,21 @@ class PodRuntime:
         targets = {}
         for name, st in self.runtime.container_states(_uid(pod)).items():
             if st.exit_code is None and name not in ps.killing:
-                targets[name] = Target(pid=st.pid, netns=ps.netns, pod_ip=pod_ip, run=st.restart)
+                env, user = self._exec_context(ps, name, st.restart)
+                targets[name] = Target(pid=st.pid, netns=ps.netns, pod_ip=pod_ip, run=st.restart,
+                                       env=env, user=user)
         self.probes.sync(pod, targets)
+
+    def _exec_context(self, ps: PodState, name: str, run: int):
+        """(environment, identity) a command run in this container gets (exec probes, hooks),
+        as recorded at its start; read once per run."""
+        key = (name, run)
+        ctx = ps.exec_ctx.get(key)
+        if ctx is None:
+            ps.exec_ctx = {k: v for k, v in ps.exec_ctx.items() if k[0] != name}
+            ctx = ps.exec_ctx[key] = (process.read_env(self.data_dir, ps.uid, name),
+                                      process.read_identity(self.data_dir, ps.uid, name))
+        return ctx
 
     def _probe_changed(self, uid: str) -> None:
         ps = self.pods.get(uid)
@@ -620,6 +637,7 @@ class PodRuntime:
         grace = containers.grace_period(pod, None)
         self._kill_container(pod, ps, KillContainer(c.get("name", ""), grace,
                                                     "FailedPostStartHook"))
+        self._event(pod, "Normal", "Killing", "FailedPostStartHook")
         return False
 
     async def _run_hook(self, pod: dict, c: dict, hook: dict,
@@ -630,9 +648,10 @@ class PodRuntime:
         if hook.get("exec"):
             argv = list(hook["exec"].get("command") or [])
             try:
+                ps = self._state_for(pod)
+                env, user = self._exec_context(ps, c.get("name", ""), st.restart)
                 ex = await execmod.spawn(st.pid, argv, stdin=False, tty=False, stderr=True,
-                                         env=process.read_env(self.data_dir, _uid(pod),
-                                                              c.get("name", "")))
+                                         env=env, user=user)
                 out, err = await ex.proc.communicate()
             except OSError as e:
                 return str(e)

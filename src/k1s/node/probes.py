@@ -66,6 +66,9 @@ class Target:
     netns: str | None         # the pod's network namespace path (None: the agent's own)
     pod_ip: str               # default host for httpGet/tcpSocket
     run: int                  # the container's restart count: a new run resets its probes
+    # exec probes run as CRI's ExecSync does: with the container's environment and user
+    env: dict | None = field(default=None, compare=False)
+    user: object = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -392,7 +395,8 @@ async def check_exec(target: Target, action: dict, timeout: float) -> Outcome:
     if not argv:
         raise ProbeError("exec probe has no command")
     try:
-        ex = await streams_exec.spawn(target.pid, argv, stdin=False, tty=False, stderr=True)
+        ex = await streams_exec.spawn(target.pid, argv, stdin=False, tty=False, stderr=True,
+                                      env=target.env, user=target.user)
     except OSError as e:
         if e.filename == argv[0]:       # the command itself could not be run: a failure
             return Outcome(False, f"exec: {json.dumps(argv[0])}: "

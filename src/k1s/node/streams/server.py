@@ -121,7 +121,9 @@ class StreamServer:
             ex = await execmod.spawn(st.pid, argv, stdin=stdin, tty=tty,
                                      stderr=_bool(q.get("stderr")) and not tty,
                                      env=process.read_env(self.data_dir, m["uid"],
-                                                          m["container"]))
+                                                          m["container"]),
+                                     user=process.read_identity(self.data_dir, m["uid"],
+                                                                m["container"]))
         except OSError as e:
             msg = (f'exec: "{argv[0] if argv else ""}": executable file not found in $PATH'
                    if isinstance(e, FileNotFoundError) else str(e))
