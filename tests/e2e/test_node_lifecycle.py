@@ -444,8 +444,35 @@ def test_hostname_and_subdomain_give_the_pod_its_fqdn_and_cluster_dns(k, ns):
     entries = [ln.split() for ln in hosts.splitlines() if ln.strip() and not ln.startswith("#")]
     assert [ip, f"h1.sub.{ns}.svc.cluster.local", "h1"] in entries, hosts
     resolv = k.ok("exec", "named", "-n", ns, "--", "cat", "/etc/resolv.conf").splitlines()
-    assert f"search {ns}.svc.cluster.local svc.cluster.local cluster.local" in resolv, resolv
+    # the cluster's search domains first (the node's own, if any, follow them)
+    assert any(ln.startswith(f"search {ns}.svc.cluster.local svc.cluster.local cluster.local")
+               for ln in resolv), resolv
     assert any(ln.startswith("nameserver ") for ln in resolv), resolv
+
+
+def test_dns_policy_none_and_default_shape_resolv_conf(k, ns):
+    """dnsPolicy None takes only spec.dnsConfig; Default is the node's own resolv.conf; a
+    ClusterFirst pod's dnsConfig options override the default ndots."""
+    none = container("c", "cat /etc/resolv.conf; sleep 3600")
+    create(k, ns, pod("dnsnone", none, dnsPolicy="None", dnsConfig={
+        "nameservers": ["192.0.2.53"], "searches": ["corp.example"],
+        "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]}))
+    create(k, ns, pod("dnsdefault", container("c", "cat /etc/resolv.conf; sleep 3600"),
+                      dnsPolicy="Default"))
+    create(k, ns, pod("dnsopts", container("c", "cat /etc/resolv.conf; sleep 3600"),
+                      dnsConfig={"options": [{"name": "ndots", "value": "1"}]}))
+    for name in ("dnsnone", "dnsdefault", "dnsopts"):
+        running(k, ns, name)
+    eventually(lambda: _assert_equal(k.ok("logs", "dnsnone", "-n", ns).splitlines(), [
+        "search corp.example", "nameserver 192.0.2.53", "options ndots:2 edns0"]))
+    with open("/etc/resolv.conf") as f:
+        node_servers = [ln.split()[1] for ln in f if ln.startswith("nameserver")]
+    eventually(lambda: _assert_equal(
+        [ln.split()[1] for ln in k.ok("logs", "dnsdefault", "-n", ns).splitlines()
+         if ln.startswith("nameserver")], node_servers[:3]))
+    eventually(lambda: _assert_equal(
+        [ln for ln in k.ok("logs", "dnsopts", "-n", ns).splitlines()
+         if ln.startswith("options")], ["options ndots:1"]))
 
 
 def test_a_pre_stop_hook_longer_than_the_grace_period_is_cut_short(k, ns, tmp_path):

@@ -41,8 +41,10 @@ def test_container_sees_its_own_pod_view(runtime, tmp_path):
     assert "10.244.0.7\tweb-0.nginx.shop.svc.cluster.local\tweb-0" in hosts
     assert "127.0.0.1\tlocalhost" in hosts
     resolv = out[out.index("---") + 1:]
-    assert resolv[:3] == ["search shop.svc.cluster.local svc.cluster.local cluster.local",
-                          "nameserver 10.96.0.10", "options ndots:5"]
+    # the cluster's search domains first; the node's own (if it has any) follow, as kubelet
+    assert resolv[0].startswith("search shop.svc.cluster.local svc.cluster.local "
+                                "cluster.local")
+    assert resolv[1:3] == ["nameserver 10.96.0.10", "options ndots:5"]
     assert resolv[3:5] == ["---", "web-0"]            # /etc/hostname
     assert out[-1] == "cow"
     # the write to / landed in the container's upper layer, not on the host

@@ -43,7 +43,7 @@ from typing import Callable
 
 from k1s.client.events import EventRecorder
 
-from . import containers, envvars, eviction, serviceenv
+from . import containers, dnsconfig, envvars, eviction, serviceenv
 from .containers import ContainerEvent, ContainersView, KillContainer, Run, StartContainer
 from .eviction import StorageUse, Verdict
 from .network.bridge import NodeNetwork
@@ -95,6 +95,7 @@ class PodState:
     verdict: Verdict | None = None             # the node evicts it (local storage)
     verdict_reported: str = ""                 # its event was recorded
     exec_ctx: dict = field(default_factory=dict)   # (container, run) -> (env, identity)
+    dns_reported: bool = False                 # resolv.conf warnings recorded
 
 
 def run_of(st: process.ContainerState) -> Run:
@@ -307,6 +308,12 @@ class PodRuntime:
             self._fail(ps, f"Failed to create pod sandbox: {e}", "FailedCreatePodSandBox")
             return False
         ps.problem, ps.failures, ps.prepared = None, 0, True
+        if not ps.dns_reported:
+            # what kubelet warns about while forming the pod's resolv.conf (trimmed limits)
+            ps.dns_reported = True
+            for reason, message in dnsconfig.pod_resolv_conf(
+                    pod, self.runtime.dns_server, dnsconfig.read_node_resolv_conf()).warnings:
+                self._event(pod, "Warning", reason, message)
         return True
 
     async def _setup_volumes(self, pod: dict, ps: PodState) -> bool:

@@ -201,7 +201,11 @@ class ProcessRuntime:
                              netns=self.netns_for(pod),
                              host_aliases=[(a.get("ip", ""), list(a.get("hostnames") or []))
                                            for a in spec.get("hostAliases") or []],
-                             share_pid=bool(spec.get("shareProcessNamespace")))
+                             share_pid=bool(spec.get("shareProcessNamespace")),
+                             dns_policy=spec.get("dnsPolicy") or "ClusterFirst",
+                             dns_config=spec.get("dnsConfig") if isinstance(
+                                 spec.get("dnsConfig"), dict) else None,
+                             host_network=bool(spec.get("hostNetwork")))
 
     def ensure_sandbox(self, pod: dict) -> PodRecord:
         """The pod's holder process (started, or found alive from before) and /etc files."""

@@ -80,6 +80,9 @@ class SandboxConfig:
     netns: str | None = None        # e.g. /run/netns/<name>; None: the node's network
     host_aliases: list[tuple[str, list[str]]] = field(default_factory=list)
     share_pid: bool = False         # spec.shareProcessNamespace
+    dns_policy: str = "ClusterFirst"  # spec.dnsPolicy
+    dns_config: dict | None = None  # spec.dnsConfig
+    host_network: bool = False
 
     @property
     def pod_hostname(self) -> str:
@@ -143,20 +146,14 @@ def hosts_file(cfg: SandboxConfig) -> str:
 
 
 def resolv_conf(cfg: SandboxConfig, host_resolv: str = "/etc/resolv.conf") -> str:
-    ns = cfg.namespace
-    search = f"search {ns}.svc.{CLUSTER_DOMAIN} svc.{CLUSTER_DOMAIN} {CLUSTER_DOMAIN}"
-    if cfg.dns_server:
-        servers = [cfg.dns_server]
-    else:
-        servers = []
-        try:
-            with open(host_resolv) as f:
-                servers = [ln.split()[1] for ln in f
-                           if ln.startswith("nameserver") and len(ln.split()) > 1]
-        except OSError:
-            pass
-    return "\n".join([search] + [f"nameserver {s}" for s in servers] +
-                     ["options ndots:5"]) + "\n"
+    """The pod's resolv.conf as kubelet forms it (k1s.node.dnsconfig: dnsPolicy, dnsConfig,
+    the node's own resolv.conf for Default)."""
+    from k1s.node import dnsconfig
+    host = dnsconfig.read_node_resolv_conf(host_resolv)
+    pod = {"metadata": {"name": cfg.name, "namespace": cfg.namespace, "uid": cfg.uid},
+           "spec": {"dnsPolicy": cfg.dns_policy, "dnsConfig": cfg.dns_config,
+                    "hostNetwork": cfg.host_network}}
+    return dnsconfig.pod_resolv_conf(pod, cfg.dns_server, host, CLUSTER_DOMAIN).render()
 
 
 def write_pod_files(data_dir: str, cfg: SandboxConfig) -> dict[str, str]:
