@@ -259,7 +259,9 @@ async def test_grpc_and_unknown_ports():
 
 
 async def test_http_server_closing_without_an_answer():
-    async def hang_up(_reader, writer):
+    async def hang_up(reader, writer):
+        # the whole request read first: closing with it unread would be a reset instead
+        await reader.readuntil(b"\r\n\r\n")
         writer.close()
 
     server = await asyncio.start_server(hang_up, "127.0.0.1", 0)

@@ -174,18 +174,7 @@ def resolve_port(port, container: dict) -> int:
 # -- the checks -----------------------------------------------------------------------------------
 async def _connect(netns: str | None, host: str, port: int, timeout: float) -> socket.socket:
     """A connected non-blocking socket from the pod's namespace (or the agent's own)."""
-    if netns:
-        return await forward.connect(netns, host, port, timeout=timeout)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setblocking(False)
-        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)),
-                               timeout)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return await forward.connect(netns, host, port, timeout=timeout)
 
 
 async def check_tcp(target: Target, action: dict, container: dict, timeout: float) -> Outcome:

@@ -23,17 +23,22 @@ DEFAULT_CONNECT_TIMEOUT = 10.0      # seconds; a probe passes its own timeoutSec
 LISTEN_BACKLOG = 128
 
 
-async def connect(netns_path: str, host: str, port: int, *,
-                  timeout: float = DEFAULT_CONNECT_TIMEOUT) -> socket.socket:
+async def connect(netns_path: str | None, host: str, port: int, *,
+                  timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                  sock: socket.socket | None = None) -> socket.socket:
     """A connected non-blocking TCP socket to host:port, made inside the namespace at
-    `netns_path`. Raises OSError (refused, unreachable) or TimeoutError."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = await netns.socket_in_async(netns_path, family, socket.SOCK_STREAM)
+    `netns_path` (None: the agent's own namespace; or `sock`, an unconnected TCP socket made
+    there already, e.g. from a pool). Raises OSError (refused, unreachable) or TimeoutError;
+    the socket is closed then."""
+    if sock is None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM) if netns_path is None else \
+            await netns.socket_in_async(netns_path, family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)),
-                               timeout)
+        async with asyncio.timeout(timeout):      # (no extra task, unlike wait_for)
+            await asyncio.get_running_loop().sock_connect(sock, (host, port))
     except BaseException:
         sock.close()
         raise

@@ -125,6 +125,10 @@ def _run_thread(fn, *args, **kwargs):
 
 
 def _fill(fut, fn, args, kwargs) -> None:
+    # running from here on: a caller that gives up meanwhile cannot cancel the future, so
+    # setting its result never fails in this thread (see in_netns_async for the leftovers)
+    if not fut.set_running_or_notify_cancel():
+        return
     try:
         fut.set_result(fn(*args, **kwargs))
     except BaseException as e:            # handed to the caller
@@ -220,12 +224,21 @@ def in_netns(path: str, fn, *args, **kwargs):
     return _run_thread(_entered, path, fn, args, kwargs)
 
 
-async def in_netns_async(path: str, fn, *args, **kwargs):
-    """`in_netns` without blocking the running event loop."""
+async def in_netns_async(path: str, fn, *args, discard=None, **kwargs):
+    """`in_netns` without blocking the running event loop. Should the caller be cancelled
+    while the helper thread works, `discard(result)` disposes of what it made (a socket's
+    close), instead of leaving it to the garbage collector."""
     fut: concurrent.futures.Future = concurrent.futures.Future()
     threading.Thread(target=_fill, args=(fut, _entered, (path, fn, args, kwargs), {}),
                      daemon=True, name="k1s-netns").start()
-    return await asyncio.wrap_future(fut)
+    try:
+        return await asyncio.shield(asyncio.wrap_future(fut))
+    except asyncio.CancelledError:
+        if discard is not None:
+            fut.add_done_callback(
+                lambda f: discard(f.result()) if not f.cancelled() and f.exception() is None
+                else None)
+        raise
 
 
 def socket_in(path: str, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM,
@@ -236,4 +249,5 @@ def socket_in(path: str, family: int = socket.AF_INET, type: int = socket.SOCK_S
 
 async def socket_in_async(path: str, family: int = socket.AF_INET,
                           type: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
-    return await in_netns_async(path, socket.socket, family, type, proto)
+    return await in_netns_async(path, socket.socket, family, type, proto,
+                                discard=lambda sock: sock.close())

@@ -307,18 +307,8 @@ class _SocketPool:
 
 
 async def _connect(pool: _SocketPool, host: str, port: int, timeout: float) -> socket.socket:
-    """A TCP connection to host:port from the node namespace (forward.connect's, with a
-    socket from the pool)."""
-    sock = await pool.get()
-    try:
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        async with asyncio.timeout(timeout):      # (no extra task, unlike wait_for)
-            await asyncio.get_running_loop().sock_connect(sock, (host, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    """A TCP connection to host:port from the node namespace, on a socket from the pool."""
+    return await forward.connect(None, host, port, timeout=timeout, sock=await pool.get())
 
 
 # -- acting: TCP ----------------------------------------------------------------------------------
