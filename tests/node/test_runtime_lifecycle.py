@@ -90,7 +90,8 @@ def test_memory_limit_oom_kills_with_reason_oomkilled(runtime):
 def test_limits_land_in_the_container_cgroup(runtime):
     rt = runtime(pids_limit=50)
     c = sh("c", "cat /proc/self/cgroup; sleep 1000",
-           resources={"limits": {"memory": "64Mi", "cpu": "250m"}})
+           resources={"limits": {"memory": "64Mi", "cpu": "250m"},
+                      "requests": {"cpu": "100m"}})
     p = pod("limited", [c])
     uid = p["metadata"]["uid"]
     rt.start_sync(p)
@@ -101,11 +102,20 @@ def test_limits_land_in_the_container_cgroup(runtime):
         assert open(f"{cg.dirs['memory']}/memory.limit_in_bytes").read().strip() == \
             str(64 * 1024 * 1024)
         assert open(f"{cg.dirs['cpu']}/cpu.cfs_quota_us").read().strip() == "25000"
+        assert open(f"{cg.dirs['cpu']}/cpu.shares").read().strip() == "102"   # 100m request
         assert open(f"{cg.dirs['pids']}/pids.max").read().strip() == "50"
     else:
         assert open(f"{cg.dirs['v2']}/memory.max").read().strip() == str(64 * 1024 * 1024)
         assert open(f"{cg.dirs['v2']}/cpu.max").read().split() == ["25000", "100000"]
+        assert open(f"{cg.dirs['v2']}/cpu.weight").read().strip() == "4"      # runc's 102 -> 4
         assert open(f"{cg.dirs['v2']}/pids.max").read().strip() == "50"
+
+
+def test_cpu_requests_become_shares_and_weights_as_kubelet_and_runc_compute_them():
+    from k1s.node.runtime.cgroups import cpu_shares, shares_to_weight
+    assert [cpu_shares(m) for m in (None, 0, 1, 100, 1000, 2500, 10**9)] == \
+        [2, 2, 2, 102, 1024, 2560, 262144]
+    assert [shares_to_weight(s) for s in (2, 1024, 262144)] == [1, 39, 10000]
 
 
 def test_a_new_runtime_adopts_running_pods_without_a_second_copy(runtime):

@@ -1,4 +1,5 @@
-"""Per-container cgroups for memory, CPU and pids limits, on cgroup v2 or v1, whichever works.
+"""Per-container cgroups for memory, CPU and pids limits and the CPU request's weight, on cgroup
+v2 or v1, whichever works.
 
 Layouts:
 - v2 only (`/sys/fs/cgroup/cgroup.controllers` exists): one directory with memory.max,
@@ -62,6 +63,21 @@ class Limits:
     memory: int | None = None          # bytes
     cpu_millis: int | None = None      # 1000 = one CPU
     pids: int | None = None
+    cpu_shares: int | None = None      # relative weight from the CPU request (cpu_shares())
+
+
+MIN_SHARES, MAX_SHARES = 2, 262144     # the kernel's bounds for cpu.shares
+
+
+def cpu_shares(request_millis: int | None) -> int:
+    """kubelet's MilliCPUToShares: 1024 per CPU requested, at least 2 (no request: 2)."""
+    shares = (request_millis or 0) * 1024 // 1000
+    return max(MIN_SHARES, min(MAX_SHARES, shares))
+
+
+def shares_to_weight(shares: int) -> int:
+    """cgroup v2's cpu.weight for v1 shares, as runc converts them (2..262144 -> 1..10000)."""
+    return 1 + (shares - MIN_SHARES) * 9999 // (MAX_SHARES - MIN_SHARES)
 
 
 @dataclass
@@ -119,6 +135,8 @@ class Cgroup:
                 (lim.memory, "memory.max", str(lim.memory)),
                 (lim.memory, "memory.swap.max", "0"),
                 (lim.cpu_millis, "cpu.max", f"{_quota(lim.cpu_millis)} {CPU_PERIOD}"),
+                (lim.cpu_shares, "cpu.weight",
+                 str(shares_to_weight(lim.cpu_shares or MIN_SHARES))),
                 (lim.pids, "pids.max", str(lim.pids))):
             if value is None:
                 continue
@@ -133,6 +151,7 @@ class Cgroup:
                                           ("memory.memsw.limit_in_bytes", str(lim.memory))]),
                   ("cpu", lim.cpu_millis, [("cpu.cfs_period_us", str(CPU_PERIOD)),
                                            ("cpu.cfs_quota_us", str(_quota(lim.cpu_millis)))]),
+                  ("cpu", lim.cpu_shares, [("cpu.shares", str(lim.cpu_shares))]),
                   ("pids", lim.pids, [("pids.max", str(lim.pids))])]
         for ctl, value, files in wanted:
             if value is None:

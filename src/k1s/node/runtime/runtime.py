@@ -140,11 +140,16 @@ def security_of(pod: dict, c: dict, etc: str = "/etc") -> Security:
 
 
 def limits_of(container: dict) -> Limits:
-    lim = ((container.get("resources") or {}).get("limits")) or {}
+    res = container.get("resources") or {}
+    lim, req = res.get("limits") or {}, res.get("requests") or {}
     mem = lim.get("memory")
     cpu = lim.get("cpu")
+    # the CPU request is a weight, as kubelet sets it (a limit alone defaults the request)
+    cpu_req = req.get("cpu", cpu)
     return Limits(memory=quantity_to_int(mem) if mem is not None else None,
-                  cpu_millis=quantity_to_milli(cpu) if cpu is not None else None)
+                  cpu_millis=quantity_to_milli(cpu) if cpu is not None else None,
+                  cpu_shares=cgroups.cpu_shares(quantity_to_milli(cpu_req)
+                                                if cpu_req is not None else None))
 
 
 class ProcessRuntime:
