@@ -118,6 +118,28 @@ def test_cpu_requests_become_shares_and_weights_as_kubelet_and_runc_compute_them
     assert [shares_to_weight(s) for s in (2, 1024, 262144)] == [1, 39, 10000]
 
 
+def test_oom_score_adj_follows_the_qos_class_as_kubelet_sets_it(runtime):
+    from k1s.node.runtime.runtime import oom_score_adj
+    gi = 1 << 30
+    guaranteed = {"status": {"qosClass": "Guaranteed"}}
+    best = {"status": {"qosClass": "BestEffort"}}
+    burst = {"status": {"qosClass": "Burstable"}}
+    req = lambda m: {"resources": {"requests": {"memory": m}}}  # noqa: E731
+    assert oom_score_adj(guaranteed, {}, 8 * gi) == -997
+    assert oom_score_adj(best, {}, 8 * gi) == 1000
+    assert oom_score_adj(burst, req("2Gi"), 8 * gi) == 750
+    assert oom_score_adj(burst, {}, 8 * gi) == 999          # never BestEffort's 1000
+    assert oom_score_adj(burst, req("8Gi"), 8 * gi) == 3     # never below Guaranteed's + 1000
+    # on a real container: a BestEffort one can always be raised to 1000
+    rt = runtime()
+    p = pod("scored", [sh("c", "sleep 1000")])
+    p["status"] = {"qosClass": "BestEffort"}
+    rt.start_sync(p)
+    st = running(rt, p["metadata"]["uid"])
+    with open(f"/proc/{st.pid}/oom_score_adj") as f:
+        assert f.read().strip() == "1000"
+
+
 def test_a_new_runtime_adopts_running_pods_without_a_second_copy(runtime):
     first = runtime()
     p = pod("keeper", [sh("c", "echo once; exec sleep 1000")])

@@ -14,8 +14,7 @@ strategy, whether metadata.generation is tracked). The rules that matter here:
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..api.qos import pod_qos_class
 from ..api.registry import Resource
 from .meta import now_rfc3339
 
@@ -37,36 +36,6 @@ def _id(r: Resource) -> tuple[str, str]:
 
 def tracks_generation(r: Resource) -> bool:
     return _id(r) in GENERATION_TRACKED
-
-
-def pod_qos_class(pod: dict) -> str:
-    """Guaranteed, Burstable or BestEffort, as upstream's qos.GetPodQOS computes it."""
-    spec = pod.get("spec") or {}
-    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
-    requests: dict[str, Any] = {}
-    limits: dict[str, Any] = {}
-    any_set = False
-    guaranteed = True
-    for c in containers:
-        res = c.get("resources") or {}
-        req = {k: v for k, v in (res.get("requests") or {}).items() if k in ("cpu", "memory")}
-        lim = {k: v for k, v in (res.get("limits") or {}).items() if k in ("cpu", "memory")}
-        if req or lim:
-            any_set = True
-        # requests default to limits when only limits are given
-        eff_req = dict(lim)
-        eff_req.update(req)
-        if set(lim) != {"cpu", "memory"}:
-            guaranteed = False
-        else:
-            for k in ("cpu", "memory"):
-                if str(eff_req.get(k)) != str(lim.get(k)):
-                    guaranteed = False
-        requests.update(eff_req)
-        limits.update(lim)
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
 
 
 def prepare_for_create(r: Resource, obj: dict) -> None:

@@ -119,6 +119,7 @@ class ContainerSpec:
     read_only_root: bool = False           # securityContext.readOnlyRootFilesystem
     termination_message_path: str = ""     # '' : no termination message file
     fallback_to_logs: bool = False         # terminationMessagePolicy FallbackToLogsOnError
+    oom_score_adj: int | None = None       # by QoS class, as kubelet (runtime.oom_score_adj)
 
 
 @dataclass
@@ -335,6 +336,14 @@ def _monitor(data_dir: str, cdir: str, holder: Holder, spec: ContainerSpec,
         cg.add(pid)
     except OSError as e:
         notes.append(f"cgroup: {e.strerror}: limits not enforced")
+    if spec.oom_score_adj is not None:
+        # set before the container runs, so its children inherit it; lowering a score
+        # needs CAP_SYS_RESOURCE, which a sandboxed agent may lack: then it keeps ours
+        try:
+            with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+                f.write(str(spec.oom_score_adj))
+        except OSError as e:
+            notes.append(f"oom_score_adj {spec.oom_score_adj}: {e.strerror}")
     start_time = linux.proc_start_time(pid)
     state = {"pid": pid, "start_time": start_time, "started_at": time.time(),
              "restart": spec.restart, "log_path": lpath, "monitor": os.getpid(),

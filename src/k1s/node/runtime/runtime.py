@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from k1s.api.qos import pod_qos_class
 from k1s.api.quantity import quantity_to_int, quantity_to_milli
 
 from . import cgroups, images, linux, process, sandbox
@@ -152,6 +153,32 @@ def limits_of(container: dict) -> Limits:
                                                 if cpu_req is not None else None))
 
 
+GUARANTEED_OOM_SCORE_ADJ = -997    # kubelet's values (pkg/kubelet/qos/policy.go)
+BEST_EFFORT_OOM_SCORE_ADJ = 1000
+
+
+def oom_score_adj(pod: dict, container: dict, memory_capacity: int) -> int:
+    """kubelet's GetContainerOOMScoreAdjust: by QoS class; a Burstable container's score
+    falls as its memory request grows towards the node's memory."""
+    qos = (pod.get("status") or {}).get("qosClass") or pod_qos_class(pod)
+    if qos == "Guaranteed":
+        return GUARANTEED_OOM_SCORE_ADJ
+    if qos == "BestEffort":
+        return BEST_EFFORT_OOM_SCORE_ADJ
+    req = (((container.get("resources") or {}).get("requests")) or {}).get("memory")
+    request = quantity_to_int(req) if req is not None else 0
+    adj = 1000 - (1000 * request) // max(1, memory_capacity)
+    if adj < 1000 + GUARANTEED_OOM_SCORE_ADJ:
+        return 1000 + GUARANTEED_OOM_SCORE_ADJ
+    if adj == BEST_EFFORT_OOM_SCORE_ADJ:
+        return adj - 1
+    return adj
+
+
+def memory_capacity() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 class ProcessRuntime:
     def __init__(self, data_dir: str, *, dns_server: str | None = None,
                  netns_for: Callable[[dict], str | None] = lambda pod: None,
@@ -165,6 +192,7 @@ class ProcessRuntime:
         self.volumes_for, self.env_for = volumes_for, env_for
         self.pids_limit = pids_limit            # kubelet's podPidsLimit, per container here
         self.pods: dict[str, PodRecord] = {}
+        self.memory_capacity = memory_capacity()
         try:
             linux.set_child_subreaper()         # orphans come back to us, not a slow PID 1
         except OSError as e:
@@ -272,7 +300,8 @@ class ProcessRuntime:
                               identity=sec.identity, read_only_root=sec.read_only_root,
                               termination_message_path=c.get("terminationMessagePath") or "",
                               fallback_to_logs=c.get("terminationMessagePolicy") ==
-                              "FallbackToLogsOnError")
+                              "FallbackToLogsOnError",
+                              oom_score_adj=oom_score_adj(pod, c, self.memory_capacity))
         return process.start_container(self.data_dir, uid, rec.holder, cspec, rec.files)
 
     async def stop(self, pod: dict, grace: int) -> None:
