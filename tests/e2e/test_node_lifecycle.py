@@ -311,6 +311,24 @@ def test_a_post_start_hook_runs_in_the_container(k, ns):
                timeout=30)
 
 
+def test_a_post_start_hook_that_never_ends_holds_only_its_container(k, ns):
+    """kubelet shows the container as being created until its postStart hook ends; such a
+    hook must not hold the node: another pod starts meanwhile, and the hung pod is deleted
+    within its grace period, the hook's command killed with it."""
+    marker = f"hook-{uuid.uuid4().hex[:6]}"
+    c = container("c", "sleep 3600", lifecycle={"postStart": {"exec": {"command": [
+        "sh", "-c", f"sleep 3600; echo {marker}"]}}})
+    create(k, ns, pod("hung", c, terminationGracePeriodSeconds=1))
+    eventually(lambda: _assert_equal(host_has_process(marker), True))
+    create(k, ns, pod("other", container("c", "sleep 3600")))
+    running(k, ns, "other")
+    r = get_row(k, ns, "hung")
+    assert (r["READY"], r["STATUS"]) == ("0/1", "ContainerCreating"), r
+    p = k("delete", "pod", "hung", "-n", ns, "--timeout=60s")
+    assert p.returncode == 0, p
+    eventually(lambda: _assert_equal(host_has_process(marker), False))
+
+
 def test_a_failing_post_start_hook_kills_and_restarts_the_container(k, ns):
     """kubelet: the hook failing is a FailedPostStartHook event (without the hook's output,
     which may hold secrets) and the container is killed, then restarted by its policy."""

@@ -761,3 +761,19 @@ PodContainers.TestCase.settings = settings(max_examples=200, stateful_step_count
                                            deadline=None,
                                            suppress_health_check=[HealthCheck.too_slow])
 TestPodContainers = PodContainers.TestCase
+
+
+def test_a_container_in_its_post_start_hook_is_being_created_and_not_probed():
+    """kubelet writes the container as running only once its postStart hook ended: until then
+    it waits as ContainerCreating, is not started or ready, and a failed liveness result is not
+    acted on."""
+    c = ctr("app", livenessProbe={"exec": {"command": ["true"]}})
+    v = ContainersView(now=T, host_ip="192.168.0.2", pod_ip="10.4.0.7",
+                       runs={"app": running()}, last={}, waiting={},
+                       probes={("app", "liveness"): False}, starting=frozenset({"app"}))
+    out = plan(pod(apps=(c,)), v)
+    assert not [a for a in out.actions if isinstance(a, (KillContainer, StartContainer))]
+    cs = out.status["containerStatuses"][0]
+    assert cs["state"] == {"waiting": {"reason": "ContainerCreating"}}
+    assert not cs["started"] and not cs["ready"]
+    assert out.status["phase"] == "Pending"

@@ -23,6 +23,9 @@ Rules (upstream's):
 - A running container whose liveness (or startup) probe result is False is killed; it is
   restarted per policy when it has exited. While its startup probe has not said True, its
   liveness and readiness are not consulted and it is neither started nor ready.
+- A container whose postStart hook is still running (`view.starting`) shows as waiting
+  ContainerCreating, is neither started nor ready, and its probes are not consulted
+  (kubelet's sync waits for the hook before it writes the container as running).
 - Once every app container has exited for good (policy Never/OnFailure), sidecars are
   stopped, last first, and nothing starts again. A pod already written Succeeded/Failed
   keeps that phase and has whatever still runs stopped. A pod being deleted starts
@@ -69,6 +72,7 @@ class ContainersView:
     probes: dict[tuple[str, str], bool]     # (container, "readiness"|"liveness"|"startup") ->
     #                                         thresholded result; absent = no result yet
     killing: frozenset[str] = frozenset()   # containers being killed right now
+    starting: frozenset[str] = frozenset()  # running, but their postStart hook has not ended
     verdict: Verdict | None = None          # the node fails the pod (an eviction)
 
 
@@ -175,7 +179,7 @@ def _run_id(pod: dict, name: str, run: Run) -> str:
 
 # -- one container's probe-derived facts -------------------------------------------------------
 def _started(c: dict, run: Run | None, view: ContainersView) -> bool:
-    if run is None or run.exit_code is not None:
+    if run is None or run.exit_code is not None or c["name"] in view.starting:
         return False
     if c.get("startupProbe") is not None:
         return view.probes.get((c["name"], "startup")) is True
@@ -242,8 +246,8 @@ class _Builder:
 
 def _check_probes(b: _Builder, c: dict, run: Run | None, sidecar: bool) -> None:
     """Kill a running container whose startup or liveness probe failed."""
-    if run is None or run.exit_code is not None:
-        return
+    if run is None or run.exit_code is not None or c["name"] in b.view.starting:
+        return                          # (probes start once its postStart hook ended)
     name, probes = c["name"], b.view.probes
     what = probe = None
     if c.get("startupProbe") is not None and probes.get((name, "startup")) is not True:
@@ -430,7 +434,11 @@ def _container_status(pod: dict, c: dict, view: ContainersView, wait: tuple[str,
     out["restartCount"] = run.restart
     if last is not None and last.exit_code is not None:
         out["lastState"] = _terminated(pod, name, last, view.now)
-    if run.exit_code is None:
+    if run.exit_code is None and name in view.starting:
+        # kubelet's sync waits for the postStart hook before it writes the container as
+        # running: until then it is still being created
+        out["state"] = {"waiting": {"reason": "ContainerCreating"}}
+    elif run.exit_code is None:
         out["state"] = {"running": {"startedAt": rfc3339(
             run.started_at if run.started_at is not None else view.now)}}
         out["started"] = _started(c, run, view)

@@ -50,7 +50,7 @@ from .network.bridge import NodeNetwork
 from .network.pod import PodNetwork
 from .podvolumes.manager import HostVolume, MountFailed, VolumeManager
 from .pods import AddressPool
-from .probes import ProbeManager, Target
+from .probes import ProbeError, ProbeManager, Target, check_exec
 from .runtime import linux, process
 from .runtime.runtime import ProcessRuntime
 from .runtime.sandbox import VolumeMount
@@ -96,6 +96,7 @@ class PodState:
     verdict_reported: str = ""                 # its event was recorded
     exec_ctx: dict = field(default_factory=dict)   # (container, run) -> (env, identity)
     dns_reported: bool = False                 # resolv.conf warnings recorded
+    hooks: dict[str, asyncio.Task] = field(default_factory=dict)   # container -> postStart
 
 
 def run_of(st: process.ContainerState) -> Run:
@@ -252,6 +253,7 @@ class PodRuntime:
         if ps is None or ps.stopping is not None:
             return
         self.probes.forget(uid)
+        self._cancel_hooks(ps)
         ps.stopping = asyncio.create_task(self._stop(pod, grace), name=f"stop:{uid}")
 
     def stopped(self, uid: str) -> bool:
@@ -267,6 +269,7 @@ class PodRuntime:
             for h in ps.killing.values():
                 if h is not None:
                     h.cancel()
+            self._cancel_hooks(ps)
             if ps.stopping is not None:
                 ps.stopping.cancel()
         self.probes.forget(uid)
@@ -427,7 +430,9 @@ class PodRuntime:
         return ContainersView(now=self.clock(), host_ip=host_ip, pod_ip=pod_ip, runs=runs,
                               last=dict(ps.last), waiting=waiting,
                               probes=self.probes.results(uid),
-                              killing=frozenset(ps.killing), verdict=ps.verdict)
+                              killing=frozenset(ps.killing), verdict=ps.verdict,
+                              starting=frozenset(n for n, t in ps.hooks.items()
+                                                 if not t.done()))
 
     async def _start_container(self, pod: dict, ps: PodState, name: str, pod_ip: str,
                          host_ip: str) -> bool:
@@ -484,13 +489,21 @@ class PodRuntime:
         log.debug("started container %s of pod %s/%s (pid %s)", name, *ps.key, st.pid)
         self._unwatch((uid, name))              # the previous run's monitor, if any
         self._watch_monitor(uid, name)
-        if st.exit_code is None:
-            await self._post_start(pod, ps, c, st)
+        hook = (c.get("lifecycle") or {}).get("postStart")
+        if hook and st.exit_code is None:
+            # the hook runs beside the pod's sync, not in it: a hook that takes long (or
+            # forever) holds this container in ContainerCreating, never the node's workers
+            self._cancel_hooks(ps, name)
+            t = asyncio.create_task(self._post_start(pod, ps, c, st, hook),
+                                    name=f"postStart:{uid}/{name}")
+            ps.hooks[name] = t
         return True
 
     def _kill_container(self, pod: dict, ps: PodState, act: KillContainer) -> None:
         if act.name in ps.killing:
             return
+        if ps.hooks.get(act.name) is not asyncio.current_task():
+            self._cancel_hooks(ps, act.name)
         st = self.runtime.container_states(_uid(pod)).get(act.name)
         if st is None or st.exit_code is not None:
             return
@@ -629,43 +642,49 @@ class PodRuntime:
             self._event(pod, "Warning", "FailedPreStopHook", f"PreStopHook failed: {err}")
 
     async def _post_start(self, pod: dict, ps: PodState, c: dict,
-                          st: process.ContainerState) -> bool:
-        """Run the container's postStart hook, as kubelet does right after the start; if it
-        fails the container is killed (and restarted by its policy). False: it failed."""
-        hook = (c.get("lifecycle") or {}).get("postStart")
-        if not hook:
-            return True
-        err = await self._run_hook(pod, c, hook, st)
-        if not err:
-            return True
-        log.info("postStart hook of %s in pod %s/%s failed: %s", c.get("name"), *ps.key, err)
-        # upstream keeps the hook's output out of the event: it may hold secrets
-        self._event(pod, "Warning", "FailedPostStartHook", "PostStartHook failed")
-        grace = containers.grace_period(pod, None)
-        self._kill_container(pod, ps, KillContainer(c.get("name", ""), grace,
-                                                    "FailedPostStartHook"))
-        self._event(pod, "Normal", "Killing", "FailedPostStartHook")
-        return False
+                          st: process.ContainerState, hook: dict) -> None:
+        """The container's postStart hook, run right after its start as kubelet does; if it
+        fails the container is killed (and restarted by its policy). Either way the pod is
+        woken: the container now shows as running, or as killed."""
+        name = c.get("name", "")
+        try:
+            err = await self._run_hook(pod, c, hook, st)
+        finally:
+            if ps.hooks.get(name) is asyncio.current_task():
+                ps.hooks.pop(name, None)
+        if err:
+            log.info("postStart hook of %s in pod %s/%s failed: %s", name, *ps.key, err)
+            # upstream keeps the hook's output out of the event: it may hold secrets
+            self._event(pod, "Warning", "FailedPostStartHook", "PostStartHook failed")
+            grace = containers.grace_period(pod, None)
+            self._kill_container(pod, ps, KillContainer(name, grace, "FailedPostStartHook"))
+            self._event(pod, "Normal", "Killing", "FailedPostStartHook")
+        self.wake(ps.key)
+
+    @staticmethod
+    def _cancel_hooks(ps: PodState, name: str | None = None) -> None:
+        """Stop running postStart hooks (of one container, or all): the command is killed."""
+        for n in [n for n in ps.hooks if name is None or n == name]:
+            ps.hooks.pop(n).cancel()
 
     async def _run_hook(self, pod: dict, c: dict, hook: dict,
                         st: process.ContainerState) -> str:
         """A lifecycle handler (exec in the container, httpGet in the pod's network, sleep):
         '' when it succeeded, else what failed."""
-        from .streams import exec as execmod
         if hook.get("exec"):
-            argv = list(hook["exec"].get("command") or [])
+            # the probes' exec runner: bounded output, the command killed and reaped if we
+            # give up on it (a stop, a deletion)
+            argv = [str(a) for a in hook["exec"].get("command") or []]
+            ps = self._state_for(pod)
+            env, user = self._exec_context(ps, c.get("name", ""), st.restart)
+            target = Target(pid=st.pid, netns=ps.netns, pod_ip=self.pool.get(_uid(pod)) or "",
+                            run=st.restart, env=env, user=user)
             try:
-                ps = self._state_for(pod)
-                env, user = self._exec_context(ps, c.get("name", ""), st.restart)
-                ex = await execmod.spawn(st.pid, argv, stdin=False, tty=False, stderr=True,
-                                         env=env, user=user)
-                out, err = await ex.proc.communicate()
-            except OSError as e:
+                out = await check_exec(target, {"command": argv}, None)
+            except ProbeError as e:
                 return str(e)
-            if ex.proc.returncode != 0:
-                return (f"command {' '.join(argv)!r} exited with {ex.proc.returncode}: "
-                        f"{(out or b'').decode(errors='replace')}"
-                        f"{(err or b'').decode(errors='replace')}")
+            if not out.ok:
+                return f"command {' '.join(argv)!r} failed: {out.detail}"
             return ""
         if hook.get("sleep"):
             await asyncio.sleep(int((hook["sleep"] or {}).get("seconds") or 0))
@@ -697,6 +716,8 @@ class PodRuntime:
         """The pod ended (Succeeded/Failed): whatever still runs is killed, its sandbox,
         volumes and network go; its files (logs, exit states) stay for kubectl logs."""
         self.probes.forget(uid)
+        if uid in self.pods:
+            self._cancel_hooks(self.pods[uid])
         self.runtime.kill(uid)
         await self._take_down(uid, lambda: self._halt(uid))
 
@@ -716,6 +737,8 @@ class PodRuntime:
         volumes unmounted, network namespaces removed. Pod directories (logs, exit states)
         stay: the next start finds the pods exited and restarts them by their policy."""
         await self.probes.close()
+        for ps in self.pods.values():
+            self._cancel_hooks(ps)
         await asyncio.gather(*self._cleanups, return_exceptions=True)
         for key in list(self._pidfds):
             self._unwatch(key)
@@ -735,7 +758,7 @@ class PodRuntime:
 
 
 async def _http_hook(get: dict, c: dict, netns: str | None, pod_ip: str) -> str:
-    """A preStop httpGet hook: GET the path inside the pod's network; '' or what failed."""
+    """An httpGet lifecycle hook: GET the path inside the pod's network; '' or what failed."""
     from .network import forward
     port = get.get("port")
     if isinstance(port, str) and not port.isdigit():
@@ -744,18 +767,18 @@ async def _http_hook(get: dict, c: dict, netns: str | None, pod_ip: str) -> str:
     host = get.get("host") or pod_ip
     if not port or not host:
         return f"invalid port {get.get('port')!r}"
+    writer = None
     try:
-        if netns is None:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 10)
-        else:
-            reader, writer = await forward.open_connection(netns, host, int(port), timeout=10)
+        reader, writer = await forward.open_connection(netns, host, int(port), timeout=10)
         writer.write(f"GET {get.get('path') or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                      f"User-Agent: kube-lifecycle/1.32\r\nConnection: close\r\n\r\n".encode())
         await writer.drain()
         await asyncio.wait_for(reader.read(), 10)
-        writer.close()
     except (OSError, asyncio.TimeoutError) as e:
         return f"Get \"http://{host}:{port}{get.get('path') or '/'}\": {e}"
+    finally:
+        if writer is not None:
+            writer.close()
     return ""
 
 
