@@ -95,8 +95,9 @@ def test_an_empty_dir_over_its_size_limit_is_reported_first_with_upstream_words(
                                                                  "sizeLimit": "1Mi"}}])
     assert eviction.disk_empty_dirs(p) == {"d": "5Mi"}     # tmpfs caps itself
     v = eviction.storage_verdict(p, StorageUse({"d": 6 * MI}, {"c": 2 * MI}))
+    # no DisruptionTarget: upstream's local-storage evictions set no condition
     assert (v.reason, v.message, v.grace, v.disruption) == (
-        "Evicted", 'Usage of EmptyDir volume "d" exceeds the limit "5Mi". ', 2, True)
+        "Evicted", 'Usage of EmptyDir volume "d" exceeds the limit "5Mi". ', 2, False)
     assert eviction.storage_verdict(p, StorageUse({"d": 5 * MI}, {"c": 0})) is None
 
 
@@ -121,12 +122,25 @@ def test_one_container_over_its_own_limit_within_the_pod_total():
     assert v.message == 'Container a exceeded its local ephemeral storage limit "2Mi". '
 
 
+def test_limits_print_canonical_a_zero_size_limit_is_none_and_init_containers_are_not_checked():
+    p = pod(ctr("c", "2048Ki"), volumes=[{"name": "d", "emptyDir": {"sizeLimit": "5120Ki"}},
+                                         {"name": "z", "emptyDir": {"sizeLimit": "0"}}],
+            inits=[ctr("i", "100Mi")])
+    assert eviction.disk_empty_dirs(p) == {"d": "5Mi"}
+    v = eviction.storage_verdict(p, StorageUse({"d": 6 * MI}, {}))
+    assert v.message == 'Usage of EmptyDir volume "d" exceeds the limit "5Mi". '
+    p2 = pod(ctr("a", "2048Ki"), ctr("b", "10Mi"), inits=[ctr("i", "1Ki")])
+    v = eviction.storage_verdict(p2, StorageUse({}, {"a": 3 * MI, "b": 0, "i": 4096}))
+    assert v.message == 'Container a exceeded its local ephemeral storage limit "2Mi". '
+
+
 def test_nothing_to_measure_without_limits():
     assert not eviction.measures_storage(pod(ctr("c"), volumes=[{"name": "d", "emptyDir": {}}]))
     assert eviction.measures_storage(pod(ctr("c", "1Gi")))
 
 
-def test_an_eviction_kills_at_the_minimum_grace_and_adds_disruption_target():
+def test_an_eviction_kills_at_the_minimum_grace_and_adds_disruption_target_when_asked():
+    """(node-pressure evictions carry the condition; local-storage ones do not)"""
     v = Verdict("Evicted", "msg. ", grace=2, disruption=True)
     out = plan(pod(grace=60), view({"c": RUNNING}, verdict=v))
     assert [a for a in out.actions if isinstance(a, KillContainer)] == \

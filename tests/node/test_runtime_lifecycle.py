@@ -103,11 +103,14 @@ def test_limits_land_in_the_container_cgroup(runtime):
             str(64 * 1024 * 1024)
         assert open(f"{cg.dirs['cpu']}/cpu.cfs_quota_us").read().strip() == "25000"
         assert open(f"{cg.dirs['cpu']}/cpu.shares").read().strip() == "102"   # 100m request
+        # the pod's own group weighs what the pod asked for (here its one container)
+        assert open(f"{os.path.dirname(cg.dirs['cpu'])}/cpu.shares").read().strip() == "102"
         assert open(f"{cg.dirs['pids']}/pids.max").read().strip() == "50"
     else:
         assert open(f"{cg.dirs['v2']}/memory.max").read().strip() == str(64 * 1024 * 1024)
         assert open(f"{cg.dirs['v2']}/cpu.max").read().split() == ["25000", "100000"]
         assert open(f"{cg.dirs['v2']}/cpu.weight").read().strip() == "4"      # runc's 102 -> 4
+        assert open(f"{os.path.dirname(cg.dirs['v2'])}/cpu.weight").read().strip() == "4"
         assert open(f"{cg.dirs['v2']}/pids.max").read().strip() == "50"
 
 
@@ -116,6 +119,12 @@ def test_cpu_requests_become_shares_and_weights_as_kubelet_and_runc_compute_them
     assert [cpu_shares(m) for m in (None, 0, 1, 100, 1000, 2500, 10**9)] == \
         [2, 2, 2, 102, 1024, 2560, 262144]
     assert [shares_to_weight(s) for s in (2, 1024, 262144)] == [1, 39, 10000]
+    from k1s.node.runtime.runtime import pod_cpu_shares
+    two = {"spec": {"containers": [{"resources": {"requests": {"cpu": "250m"}}},
+                                   {"resources": {"limits": {"cpu": "1"}}}],
+                    "initContainers": [{"resources": {"requests": {"cpu": "2"}}}]}}
+    assert pod_cpu_shares(two) == 2048              # the init container's 2 CPUs win
+    assert pod_cpu_shares({"spec": {"containers": [{}]}}) == 2      # BestEffort
 
 
 def test_oom_score_adj_follows_the_qos_class_as_kubelet_sets_it(runtime):

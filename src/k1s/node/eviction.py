@@ -9,10 +9,11 @@ Upstream rules kept here:
   period (kubelet's activeDeadlineHandler; the event is Normal).
 - Local ephemeral storage (kubelet's localStorageEviction, checked in this order): a disk
   emptyDir past its sizeLimit; then the pod's usage (disk emptyDirs plus every container's
-  writable layer and logs) past the sum of its containers' ephemeral-storage limits; then one
-  container's writable layer and logs past its own limit. The pod is evicted (reason
-  Evicted, a Warning event, condition DisruptionTarget/TerminationByKubelet) and killed with
-  kubelet's minimum grace period.
+  writable layers, /dev layers, termination-message files and logs) past the sum of its
+  containers' ephemeral-storage limits; then one app container's own usage past its limit.
+  Limits print in their canonical form, as Quantity.String(); a sizeLimit of 0 is no limit.
+  The pod is evicted (reason Evicted, a Warning event; no DisruptionTarget condition: upstream
+  adds one only for node-pressure evictions) and killed with kubelet's minimum grace period.
 - Memory-backed emptyDirs are tmpfs mounts capped at their sizeLimit already (the write fails
   with ENOSPC), so they are not measured.
 """
@@ -22,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from k1s.api.quantity import BINARY_SI, DECIMAL_SI, format_quantity, parse_quantity
+from k1s.api.quantity import (BINARY_SI, DECIMAL_SI, canonical, format_quantity,
+                              parse_quantity)
 
 DEADLINE_REASON = "DeadlineExceeded"
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
@@ -38,7 +40,7 @@ class Verdict:
     message: str
     grace: int | None = None        # None: the pod's terminationGracePeriodSeconds
     event_type: str = "Warning"
-    disruption: bool = False        # add the DisruptionTarget condition (evictions)
+    disruption: bool = False        # add the DisruptionTarget condition (node pressure)
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ def standing_verdict(pod: dict) -> Verdict | None:
         return Verdict(DEADLINE_REASON, st.get("message") or DEADLINE_MESSAGE, event_type="Normal")
     if st.get("reason") == EVICTED_REASON:
         return Verdict(EVICTED_REASON, st.get("message") or "", grace=EVICTION_GRACE,
-                       disruption=True)
+                       disruption=any(c.get("type") == "DisruptionTarget"
+                                      for c in st.get("conditions") or ()))
     return None
 
 
@@ -85,13 +88,13 @@ def _format_of(text: str) -> str:
 
 
 def disk_empty_dirs(pod: dict) -> dict[str, str]:
-    """Disk-backed emptyDirs with a sizeLimit: {volume: sizeLimit as written}."""
+    """Disk-backed emptyDirs with a positive sizeLimit: {volume: sizeLimit, canonical}."""
     out = {}
     for v in (pod.get("spec") or {}).get("volumes") or ():
         ed = v.get("emptyDir")
         if isinstance(ed, dict) and ed.get("medium", "") != "Memory" and \
-                ed.get("sizeLimit") is not None:
-            out[v.get("name", "")] = str(ed["sizeLimit"])
+                ed.get("sizeLimit") is not None and parse_quantity(ed["sizeLimit"]) > 0:
+            out[v.get("name", "")] = canonical(ed["sizeLimit"])
     return out
 
 
@@ -131,15 +134,14 @@ def storage_verdict(pod: dict, use: StorageUse) -> Verdict | None:
         if total > limit[0]:
             return _evicted("Pod ephemeral local storage usage exceeds the total limit of "
                             f"containers {format_quantity(limit[0], limit[1])}. ")
-    spec = pod.get("spec") or {}
-    for c in list(spec.get("initContainers") or ()) + list(spec.get("containers") or ()):
+    for c in (pod.get("spec") or {}).get("containers") or ():     # app containers, as upstream
         lim = _limit(c)
         used = use.containers.get(c.get("name", ""))
         if lim is not None and used is not None and used > parse_quantity(lim):
             return _evicted(f"Container {c.get('name', '')} exceeded its local ephemeral "
-                            f"storage limit \"{lim}\". ")
+                            f"storage limit \"{canonical(lim)}\". ")
     return None
 
 
 def _evicted(message: str) -> Verdict:
-    return Verdict(EVICTED_REASON, message, grace=EVICTION_GRACE, disruption=True)
+    return Verdict(EVICTED_REASON, message, grace=EVICTION_GRACE)

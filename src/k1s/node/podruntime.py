@@ -586,10 +586,17 @@ class PodRuntime:
         for ps in list(self.pods.values()):
             pod = ps.pod
             if pod is None or ps.verdict is not None or not ps.prepared or \
+                    ps.stopping is not None or \
                     (pod.get("metadata") or {}).get("deletionTimestamp") or \
-                    not eviction.measures_storage(pod):
+                    not eviction.measures_storage(pod) or \
+                    not any(st.exit_code is None
+                            for st in self.runtime.container_states(ps.uid).values()):
+                continue            # nothing runs there (finished, stopping): nothing grows
+            try:
+                use = await self._cleanup_blocking(self.storage_use, pod)
+            except Exception:   # one unreadable pod must not spare the others their check
+                log.exception("measuring the storage of pod %s/%s failed", *ps.key)
                 continue
-            use = await self._blocking(self.storage_use, pod)
             verdict = eviction.storage_verdict(pod, use)
             if verdict is not None and ps.verdict is None:
                 log.info("evicting pod %s/%s: %s", *ps.key, verdict.message)
@@ -597,8 +604,8 @@ class PodRuntime:
                 self.wake(ps.key)
 
     def storage_use(self, pod: dict) -> StorageUse:
-        """What the pod uses on the node's disk: disk emptyDirs, and each container's
-        writable layer plus its logs."""
+        """What the pod uses on the node's disk: disk emptyDirs, and per container its
+        writable layers (root and /dev), its termination-message file and its logs."""
         from .volumes import dirs
         uid = _uid(pod)
         empty = {n: used for n, (used, _limit) in self.volumes.empty_dir_usage(pod).items()}
@@ -606,12 +613,17 @@ class PodRuntime:
         for c in _all_containers(pod):
             name = c.get("name", "")
             try:
-                paths = (os.path.join(process.container_dir(self.data_dir, uid, name), "upper"),
+                cdir = process.container_dir(self.data_dir, uid, name)
+                paths = (os.path.join(cdir, "upper"), os.path.join(cdir, "dev-upper"),
                          os.path.dirname(process.log_path(self.data_dir, uid, name, 0)))
             except ValueError:
                 continue
-            per_container[name] = sum(dirs.usage(p, 0).used_bytes for p in paths
-                                      if os.path.isdir(p))
+            used = sum(dirs.usage(p, 0).used_bytes for p in paths if os.path.isdir(p))
+            try:
+                used += os.lstat(os.path.join(cdir, "termination-log")).st_blocks * 512
+            except OSError:
+                pass
+            per_container[name] = used
         return StorageUse(empty_dirs=empty, containers=per_container)
 
     # -- stopping ------------------------------------------------------------------------------------

@@ -265,6 +265,25 @@ def _enable_v2(root: str, parent: str) -> None:
         path = os.path.join(path, part)
 
 
+def set_pod_cpu_shares(pod_uid: str, shares: int, root: str = ROOT) -> str | None:
+    """The pod group's CPU weight (kubelet sets the pod cgroup's shares from the sum of its
+    containers' requests, so pods share the node by what they asked for, not by how many
+    containers they have). Returns what could not be done, or None."""
+    kind = layout(root)
+    try:
+        if kind == "v2":
+            d = os.path.join(root, _own_path("").lstrip("/"), "k1s", pod_uid)
+            _enable_v2(root, d)
+            _write(os.path.join(d, "cpu.weight"), str(shares_to_weight(shares)))
+        elif kind == "hybrid" and os.path.isdir(os.path.join(root, "cpu")):
+            d = os.path.join(root, "cpu", _own_path("cpu").lstrip("/"), "k1s", pod_uid)
+            os.makedirs(d, exist_ok=True)
+            _write(os.path.join(d, "cpu.shares"), str(shares))
+    except OSError as e:
+        return f"pod cpu weight: {e.strerror}"
+    return None
+
+
 def remove_pod(pod_uid: str, root: str = ROOT) -> None:
     """The pod's group in every hierarchy (after its containers' groups are gone)."""
     cands = [os.path.join(root, _own_path("").lstrip("/"), "k1s", pod_uid),

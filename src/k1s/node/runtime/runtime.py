@@ -153,6 +153,19 @@ def limits_of(container: dict) -> Limits:
                                                 if cpu_req is not None else None))
 
 
+def pod_cpu_shares(pod: dict) -> int:
+    """kubelet's pod cgroup shares: the pod's CPU request (its app containers' requests
+    added up, an init container's when larger; a limit alone stands for the request)."""
+    def request(c: dict) -> int:
+        res = c.get("resources") or {}
+        q = (res.get("requests") or {}).get("cpu", (res.get("limits") or {}).get("cpu"))
+        return quantity_to_milli(q) if q is not None else 0
+    spec = pod.get("spec") or {}
+    total = sum(request(c) for c in spec.get("containers") or ())
+    total = max([total, *(request(c) for c in spec.get("initContainers") or ())])
+    return cgroups.cpu_shares(total)
+
+
 GUARANTEED_OOM_SCORE_ADJ = -997    # kubelet's values (pkg/kubelet/qos/policy.go)
 BEST_EFFORT_OOM_SCORE_ADJ = 1000
 
@@ -289,6 +302,9 @@ class ProcessRuntime:
         env.setdefault("HOSTNAME", rec.hostname)
         limits = limits_of(c)
         limits.pids = self.pids_limit
+        problem = cgroups.set_pod_cpu_shares(uid, pod_cpu_shares(pod))
+        if problem:
+            log.debug("pod %s: %s", uid, problem)
         binds = images.materialize(self.data_dir, res.entry) if res.entry else []
         rec.stop_signals[name] = getattr(signal, res.entry.stop_signal
                                          if res.entry else "SIGTERM", signal.SIGTERM)
