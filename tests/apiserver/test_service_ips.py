@@ -58,3 +58,8 @@ def test_a_requested_address_in_either_band_is_honoured_once():
     with pytest.raises(ValueError, match="already allocated"):
         alloc.allocate("10.96.0.10")
     assert alloc.allocate("10.96.200.1") == "10.96.200.1"
+
+
+def test_the_band_is_computed_over_the_whole_range_as_upstream():
+    sizes = {"10.0.0.0/20": 256, "10.0.0.0/21": 128, "10.0.0.0/24": 16, "10.0.0.0/29": 0}
+    assert {c: ServiceIPs(Store(), c).band for c in sizes} == sizes

@@ -84,10 +84,12 @@ class ServiceIPs(Plugin):
         self.net = ipaddress.ip_network(cidr)
         self._pending: set[str] = set()
         self.size = self.net.num_addresses - 2          # network and broadcast excluded
-        # upstream's static band (KEP-3070): the low min(max(16, size/16), 256) addresses are
-        # left to Services that ask for one (kube-dns's 10.96.0.10, say); dynamic allocation
-        # takes the upper band first and the low band only once the upper one is full
-        self.band = min(max(16, self.size // 16), 256, self.size)
+        # upstream's static band (KEP-3070, calculateRangeOffset over the whole range):
+        # min(max(16, range/16), 256) low addresses, none for a range under 16, are left to
+        # Services that ask for one (kube-dns's 10.96.0.10, say); dynamic allocation takes the
+        # upper band first and the low band only once the upper one is full
+        total = self.net.num_addresses
+        self.band = 0 if total < 16 else min(self.size, min(max(16, total // 16), 256))
         self._next = self.band + 1
 
     def _used(self) -> set[str]:
