@@ -110,6 +110,23 @@ def test_no_addresses_no_slices_and_selector_added_deletes_them():
     assert [sl["metadata"]["ownerReferences"][0]["uid"] for sl in plan.create] == ["new-uid"]
 
 
+def test_target_refs_are_copied_whole_and_a_stored_copy_is_not_rewritten():
+    ref = {"kind": "Pod", "namespace": NS, "name": "db-0", "uid": "p1",
+           "resourceVersion": "42", "fieldPath": "spec.containers{db}"}
+    ep = endpoints([{"addresses": [{"ip": "192.0.2.7", "targetRef": ref}],
+                     "ports": [{"port": 5432}]}])
+    (sl,) = P.plan(ep, service(), []).create
+    assert sl["endpoints"][0]["targetRef"] == ref
+    assert P.plan(ep, service(), _stored(P.plan(ep, service(), []))).empty()
+
+
+def test_invalid_addresses_do_not_count_towards_the_cap():
+    addrs = [{"ip": "not-an-ip"}] * 5 + [{"ip": f"10.1.{i // 250}.{i % 250 + 1}"}
+                                         for i in range(P.MAX_PER_SUBSET)]
+    plan = P.plan(endpoints([{"addresses": addrs, "ports": [{"port": 80}]}]), service(), [])
+    assert sum(len(sl["endpoints"]) for sl in plan.create) == P.MAX_PER_SUBSET
+
+
 def test_a_subset_is_truncated_at_the_mirroring_maximum_ready_first():
     ready = [{"ip": f"10.1.{i // 250}.{i % 250 + 1}"} for i in range(990)]
     not_ready = [{"ip": f"10.2.{i // 250}.{i % 250 + 1}"} for i in range(30)]

@@ -267,7 +267,7 @@ def reconcile_ports(make: Callable[[str, list], dict], family: str, ports: list,
             if d is None:
                 changed = True          # no longer wanted (or a duplicate of an earlier one)
                 continue
-            if normalize_endpoint(ep) != d:
+            if normalize_endpoint(ep) != normalize_endpoint(d):
                 changed = True
             kept.append(d)
         if changed and not kept:

@@ -26,8 +26,8 @@ import ipaddress
 
 from k1s.controllers.endpoints.pods import TRIGGER_TIME, meta, spec
 from k1s.controllers.endpointslice.planner import (MANAGED_BY_LABEL, MAX_ENDPOINTS_PER_SLICE,
-                                                   SERVICE_NAME_LABEL, Plan, port_sig,
-                                                   reconcile_ports, reuse_deleted)
+                                                   SERVICE_NAME_LABEL, Plan, endpoint_key,
+                                                   port_sig, reconcile_ports, reuse_deleted)
 
 CONTROLLER_NAME = "endpointslicemirroring-controller.k8s.io"
 SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
@@ -58,17 +58,11 @@ def _endpoint(addr: dict, ready: bool) -> dict:
     ep: dict = {"addresses": [addr.get("ip", "")], "conditions": {"ready": ready}}
     if addr.get("hostname"):
         ep["hostname"] = addr["hostname"]
-    ref = addr.get("targetRef")
-    if ref:
-        ep["targetRef"] = {k: ref[k] for k in ("kind", "namespace", "name", "uid") if ref.get(k)}
+    if addr.get("targetRef"):
+        ep["targetRef"] = copy.deepcopy(addr["targetRef"])       # whole, as upstream
     if addr.get("nodeName"):
         ep["nodeName"] = addr["nodeName"]
     return ep
-
-
-def _key(ep: dict) -> tuple:
-    ref = ep.get("targetRef") or {}
-    return (tuple(ep.get("addresses") or ()), ref.get("namespace", ""), ref.get("name", ""))
 
 
 def _ports(subset: dict) -> list[dict]:
@@ -89,12 +83,17 @@ def desired(endpoints: dict) -> dict[tuple[str, tuple], tuple[list, dict]]:
         ports = _ports(subset)
         addrs = [(a, True) for a in subset.get("addresses") or ()] + \
             [(a, False) for a in subset.get("notReadyAddresses") or ()]
-        for addr, ready in addrs[:MAX_PER_SUBSET]:
+        taken = 0
+        for addr, ready in addrs:
             family = address_type(addr.get("ip", ""))
             if family is None:
-                continue
+                continue                     # skipped addresses do not count to the cap
+            if taken == MAX_PER_SUBSET:
+                break
+            taken += 1
             ep = _endpoint(addr, ready)
-            out.setdefault((family, port_sig(ports)), (ports, {}))[1].setdefault(_key(ep), ep)
+            out.setdefault((family, port_sig(ports)), (ports, {}))[1].setdefault(
+                endpoint_key(ep), ep)
     return out
 
 
