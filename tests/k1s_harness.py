@@ -49,19 +49,20 @@ class Cluster:
 
 
 def start_cluster(workdir: str, *extra: str, timeout: float = 20.0,
-                  netns_prefix: str | None = None) -> Cluster:
+                  netns_prefix: str | None = None, env: dict[str, str] | None = None) -> Cluster:
     """Run `k1s up` as its own process and wait until it says where the API is.
 
     Starting again on the same `workdir` with the first start's `netns_prefix` (the Cluster's)
     brings back the same cluster: same data directory, kubeconfig and node network names. The
-    log is appended to, so a restarted cluster's log keeps the previous run's."""
+    log is appended to, so a restarted cluster's log keeps the previous run's. `env` adds to
+    the process's environment (e.g. K1S_SYNC_FREQUENCY)."""
     data = os.path.join(workdir, "data")
     kc = os.path.join(workdir, "kubeconfig")
     log_path = os.path.join(workdir, "k1s.log")
     log = open(log_path, "ab")
     # each cluster's node gets its own network namespace names, so clusters never share one
     prefix = netns_prefix or "t" + os.urandom(5).hex()
-    env = dict(os.environ, K1S_NETNS_PREFIX=prefix)
+    env = dict(os.environ, **(env or {}), K1S_NETNS_PREFIX=prefix)
     proc = subprocess.Popen([sys.executable, "-m", "k1s.cli.main", "up", "--port", "0",
                              "--data-dir", data, "--kubeconfig", kc, *extra],
                             stdout=subprocess.PIPE, stderr=log, cwd=workdir, env=env)

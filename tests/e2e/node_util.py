@@ -28,7 +28,10 @@ WAIT = 90.0            # seconds a state may take to show up on a loaded machine
 @pytest.fixture(scope="module")
 def node_cluster(tmp_path_factory, request):
     """One `k1s up` (API server, controllers, scheduler and the real node) for the module."""
-    c = start_cluster(str(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])))
+    # the node's periodic pod sync (kubelet's --sync-frequency, a minute) every 10 s, so that
+    # what follows from it (volumes following their sources) shows within a test's wait
+    c = start_cluster(str(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])),
+                      env={"K1S_SYNC_FREQUENCY": "10"})
     try:
         yield c
     finally:

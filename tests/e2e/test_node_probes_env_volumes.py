@@ -447,6 +447,33 @@ def test_a_projected_volume_joins_configmap_secret_and_downward_api(k, ns):
         .split() == ['x="yes"', "cee", "ess"]
 
 
+def test_a_configmap_volume_follows_its_source_and_its_deletion_leaves_the_pod_running(k, ns):
+    """The node's periodic sync (a minute, as kubelet's; 10 s in these tests) brings a
+    changed ConfigMap into the volume; when the ConfigMap goes, the pod keeps running with what it has and a FailedMount
+    event says why (kubelet leaves the pod's status alone)."""
+    create(k, ns, configmap("live", {"k": "one"}))
+    create(k, ns, pod("follower", container(
+        "c", "sleep 3600", volumeMounts=[{"name": "cm", "mountPath": "/cm"}]),
+        volumes=[{"name": "cm", "configMap": {"name": "live"}}]))
+    running(k, ns, "follower")
+    assert sh(k, ns, "follower", "cat /cm/k").stdout == "one"
+    k.ok("patch", "configmap", "live", "-n", ns, "-p", '{"data": {"k": "two"}}')
+    eventually(lambda: _assert_equal(sh(k, ns, "follower", "cat /cm/k").stdout, "two"),
+               timeout=60)
+    k.ok("delete", "configmap", "live", "-n", ns)
+    evs = eventually(lambda: [e for e in events(k, ns, "follower")
+                              if e["reason"] == "FailedMount"] or _fail("no FailedMount yet"),
+                     timeout=60)
+    assert 'configmap "live" not found' in evs[0]["message"], evs
+    r = get_row(k, ns, "follower")
+    assert (r["READY"], r["STATUS"]) == ("1/1", "Running"), r
+    assert sh(k, ns, "follower", "cat /cm/k").stdout == "two"
+
+
+def _fail(why):
+    raise AssertionError(why)
+
+
 def test_a_memory_empty_dir_is_capped_by_its_size_limit(k, ns):
     create(k, ns, pod("capped", container("c", "sleep 3600",
                                           volumeMounts=[{"name": "r", "mountPath": "/r"}]),

@@ -59,7 +59,9 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 5.0           # a safety net: exits normally wake the pod through a pidfd
 STORAGE_SECONDS = 10.0       # kubelet's eviction manager looks at local storage this often
-RESYNC_SECONDS = 60.0        # kubelet's periodic pod sync (volumes follow their sources)
+# kubelet's periodic pod sync, --sync-frequency (volumes follow their sources); tests shorten
+# it through K1S_SYNC_FREQUENCY
+RESYNC_SECONDS = float(os.environ.get("K1S_SYNC_FREQUENCY") or 60.0)
 MOUNT_RETRY_FIRST = 1.0      # seconds before a failed setup is tried again, doubling ...
 MOUNT_RETRY_MAX = 32.0       # ... up to this
 CONFIG_RETRY_SECONDS = 10.0   # a CreateContainerConfigError is tried again after this
@@ -78,7 +80,7 @@ class PodState:
     started_at: float | None = None            # prepared (network, sandbox): containers may run
     prepared: bool = False                     # False after adopt(): prepare again first
     volumes: dict[str, HostVolume] | None = None
-    volumes_at: float = 0.0                    # last successful volume setup
+    volumes_at: float = 0.0                    # last volume sync (a failed resync too)
     env: dict[str, dict[str, str]] = field(default_factory=dict)      # container -> env
     config_errors: dict[str, tuple[str, str]] = field(default_factory=dict)
     config_error_at: dict[str, float] = field(default_factory=dict)
@@ -96,6 +98,7 @@ class PodState:
     verdict_reported: str = ""                 # its event was recorded
     exec_ctx: dict = field(default_factory=dict)   # (container, run) -> (env, identity)
     dns_reported: bool = False                 # resolv.conf warnings recorded
+    resync_reported: str = ""                  # the failed volume resync last reported
     hooks: dict[str, asyncio.Task] = field(default_factory=dict)   # container -> postStart
 
 
@@ -333,6 +336,26 @@ class PodRuntime:
         ps.volumes_at = self.clock()
         return True
 
+    async def _resync_volumes(self, pod: dict, ps: PodState) -> None:
+        """The periodic volume sync of a running pod (configMap/secret/downwardAPI contents
+        follow their sources). If it fails — a ConfigMap deleted, say — the pod keeps
+        running with what it has: kubelet reports FailedMount and leaves the pod's status
+        alone; the next sync tries again."""
+        try:
+            volumes = await self.volumes.setup(pod, self.fetch, self.claim_users)
+        except MountFailed as e:
+            message = e.messages[0] if e.messages else str(e)
+            ps.volumes = {**(ps.volumes or {}), **(e.volumes or {})}
+        except Exception as e:
+            message = f"Unable to attach or mount volumes: {e}"
+        else:
+            ps.volumes, ps.volumes_at, ps.resync_reported = volumes, self.clock(), ""
+            return
+        ps.volumes_at = self.clock()
+        if message != ps.resync_reported:
+            ps.resync_reported = message
+            self._event(pod, "Warning", "FailedMount", message)
+
     def _fail(self, ps: PodState, message: str, reason: str | None) -> None:
         """Keep the failure as the pod's problem (reported by the pod planner as FailedMount)
         until a back-off passes; sandbox failures are reported here as their own event."""
@@ -355,11 +378,10 @@ class PodRuntime:
         now = self.clock()
         if not ps.prepared or now - ps.volumes_at >= RESYNC_SECONDS:
             if not ps.prepared:
-                ok = await self._prepare(pod, ps)
+                if not await self._prepare(pod, ps):
+                    return None, ps.problem[1] if ps.problem else None
             else:
-                ok = await self._setup_volumes(pod, ps)
-            if not ok:
-                return None, ps.problem[1] if ps.problem else None
+                await self._resync_volumes(pod, ps)
         if (pod.get("spec") or {}).get("hostNetwork"):
             pod_ip = host_ip
         plan = None
