@@ -142,11 +142,12 @@ def test_an_endpoint_in_two_slices_is_one_backend():
 
 @pytest.mark.parametrize("cond,want", [
     ({}, (True, True, False)),                          # unset: ready and serving
-    ({"ready": False}, (False, False, False)),           # serving follows ready when unset
+    ({"ready": False}, (False, True, False)),            # serving unset: true (kube-proxy)
+    ({"ready": False, "terminating": True}, (False, True, True)),
     ({"ready": False, "serving": True, "terminating": True}, (False, True, True)),
     ({"ready": True, "serving": None}, (True, True, False)),
 ])
-def test_conditions_default_as_the_api_says(cond, want):
+def test_conditions_default_as_kube_proxy_reads_them(cond, want):
     assert conditions({"conditions": cond}) == want
 
 

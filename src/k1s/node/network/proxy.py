@@ -33,7 +33,9 @@ Behaviour, beside upstream's:
 - SCTP ports are not proxied (no SCTP sockets here); the Service's other ports are;
 - cluster IPs the node's DNS server owns (kube-dns's 10.96.0.10) are never proxied;
 - UDP flows end after UDP_IDLE_TIMEOUT idle seconds (conntrack's UDP timeout);
-- only cluster IPs: node ports, external IPs and load-balancer addresses are not served.
+- only cluster IPs: node ports, external IPs and load-balancer addresses are not served;
+- traffic policies are not applied: `internalTrafficPolicy: Local` still reaches endpoints on
+  every node (on one node, the same thing), and topology hints are ignored.
 """
 
 from __future__ import annotations
@@ -144,12 +146,11 @@ def affinity_timeout(svc: dict) -> int | None:
 
 
 def conditions(ep: dict) -> tuple[bool, bool, bool]:
-    """(ready, serving, terminating) with the API's defaults for unset conditions: ready and
-    serving unset mean true, terminating unset means false (as kube-proxy reads them)."""
+    """(ready, serving, terminating) as kube-proxy reads them (endpointslicecache.go): ready
+    and serving unset (or null) mean true, terminating unset means false."""
     c = ep.get("conditions") or {}
-    ready = c.get("ready") is not False
-    serving = c.get("serving") is not False if "serving" in c else ready
-    return ready, serving, c.get("terminating") is True
+    return c.get("ready") is not False, c.get("serving") is not False, \
+        c.get("terminating") is True
 
 
 def backends(slices: Iterable[dict], port_name: str, protocol: str) -> tuple[Backend, ...]:
