@@ -74,6 +74,15 @@ def namespace_index(obj: dict) -> list[str]:
     return [ns] if ns else []
 
 
+async def start_and_sync(informers) -> None:
+    """Start every informer, then wait until each has synced (they list concurrently)."""
+    informers = list(informers)
+    for inf in informers:
+        await inf.start()
+    for inf in informers:
+        await inf.wait_synced()
+
+
 def _rv(obj: dict) -> str:
     return (obj.get("metadata") or {}).get("resourceVersion", "")
 

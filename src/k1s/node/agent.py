@@ -32,6 +32,7 @@ import logging
 import os
 
 from k1s.api import registry
+from k1s.client.informer import start_and_sync
 
 from . import identity, registration
 from .lease import RENEW_INTERVAL, Heartbeat, run_heartbeats
@@ -60,10 +61,7 @@ class Fetcher:
                           for kind, plural in KINDS.items()}
 
     async def start(self) -> None:
-        for inf in self.informers.values():
-            await inf.start()
-        for inf in self.informers.values():
-            await inf.wait_synced()
+        await start_and_sync(self.informers.values())
 
     def cached(self, kind: str, ns: str, name: str) -> dict | None:
         inf = self.informers.get(kind)

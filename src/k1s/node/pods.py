@@ -40,6 +40,7 @@ from k1s.api import registry
 from k1s.client.errors import ApiError
 from k1s.client.events import EventRecorder
 from k1s.client.workqueue import WorkQueue, run_workers
+from k1s.client.informer import start_and_sync
 
 from . import podplan
 from .podplan import Event, FinishDelete, PodView, Requeue, Start, Stop, WriteStatus
@@ -159,10 +160,7 @@ class PodWorkers:
             self._on_pod(pod)
 
     async def run(self) -> None:
-        for inf in (self.pods, self.claims):
-            await inf.start()
-        for inf in (self.pods, self.claims):
-            await inf.wait_synced()
+        await start_and_sync((self.pods, self.claims))
         try:
             await run_workers(self.queue, self.sync, self.workers)
         finally:

@@ -21,7 +21,7 @@ import logging
 
 from k1s.api import registry
 from k1s.client.errors import ApiError
-from k1s.client.informer import split_key
+from k1s.client.informer import split_key, start_and_sync
 from k1s.client.workqueue import WorkQueue, run_workers
 
 from . import planner as P
@@ -76,10 +76,7 @@ class EndpointsController(PodEventsQueueServices):
     # -- running ----------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        for inf in (self.services, self.pods, self.endpoints):
-            await inf.start()
-        for inf in (self.services, self.pods, self.endpoints):
-            await inf.wait_synced()
+        await start_and_sync((self.services, self.pods, self.endpoints))
         for ep in self.endpoints.list():
             if LEADER_ANNOTATION not in (meta(ep).get("annotations") or {}):
                 self.queue.add(key_of(ep))

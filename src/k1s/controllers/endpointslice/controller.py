@@ -21,7 +21,7 @@ import logging
 
 from k1s.api import registry
 from k1s.client.errors import ApiError
-from k1s.client.informer import split_key
+from k1s.client.informer import split_key, start_and_sync
 from k1s.client.workqueue import WorkQueue, run_workers
 from k1s.controllers.endpoints.membership import PodEventsQueueServices, ServiceSelectors
 from k1s.controllers.endpoints.pods import key_of, meta, spec, wants_endpoints
@@ -116,10 +116,7 @@ class EndpointSliceController(PodEventsQueueServices):
 
     async def run(self) -> None:
         infs = (self.services, self.pods, self.slices, self.nodes)
-        for inf in infs:
-            await inf.start()
-        for inf in infs:
-            await inf.wait_synced()
+        await start_and_sync(infs)
         try:
             await run_workers(self.queue, self.sync, self.workers)
         finally:

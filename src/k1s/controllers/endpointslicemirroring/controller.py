@@ -16,7 +16,7 @@ import logging
 
 from k1s.api import registry
 from k1s.client.errors import ApiError
-from k1s.client.informer import split_key
+from k1s.client.informer import split_key, start_and_sync
 from k1s.client.workqueue import WorkQueue, run_workers
 from k1s.controllers.endpoints.pods import key_of, meta
 from k1s.controllers.endpointslice.planner import MANAGED_BY_LABEL, SERVICE_NAME_LABEL, Plan
@@ -74,10 +74,7 @@ class EndpointSliceMirroringController:
 
     async def run(self) -> None:
         infs = (self.services, self.endpoints, self.slices)
-        for inf in infs:
-            await inf.start()
-        for inf in infs:
-            await inf.wait_synced()
+        await start_and_sync(infs)
         try:
             await run_workers(self.queue, self.sync, self.workers)
         finally:

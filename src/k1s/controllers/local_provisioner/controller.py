@@ -29,6 +29,7 @@ from k1s.client.errors import ApiError
 from k1s.client.workqueue import WorkQueue, run_workers
 from k1s.node import identity
 from k1s.node.volumes import dirs, images, paths
+from k1s.client.informer import start_and_sync
 
 from . import planner
 from .planner import Fail, Provision
@@ -94,10 +95,7 @@ class LocalProvisioner:
                     self._on_claim(c)
 
     async def run(self) -> None:
-        for inf in (self.claims, self.volumes, self.classes):
-            await inf.start()
-        for inf in (self.claims, self.volumes, self.classes):
-            await inf.wait_synced()
+        await start_and_sync((self.claims, self.volumes, self.classes))
         usage_task = asyncio.create_task(self._usage_loop())
         try:
             await run_workers(self.queue, self.sync, self.workers * 2)

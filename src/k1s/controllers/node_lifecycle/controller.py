@@ -25,6 +25,7 @@ import time
 from k1s.api import registry
 from k1s.client.errors import ApiError
 from k1s.client.workqueue import WorkQueue, run_workers
+from k1s.client.informer import start_and_sync
 
 from . import planner
 
@@ -98,10 +99,7 @@ class NodeLifecycleController:
             self.queue.add(("pod", m.get("namespace", ""), m["name"]))
 
     async def run(self) -> None:
-        for inf in (self.nodes, self.leases, self.pods):
-            await inf.start()
-        for inf in (self.nodes, self.leases, self.pods):
-            await inf.wait_synced()
+        await start_and_sync((self.nodes, self.leases, self.pods))
         monitor = asyncio.create_task(self._monitor())
         try:
             await run_workers(self.queue, self.sync, WORKERS)

@@ -32,7 +32,7 @@ from typing import Any
 from k1s.api import registry
 from k1s.api.selectors import SelectorError, selector_from_label_selector
 from k1s.client.errors import ApiError
-from k1s.client.informer import split_key
+from k1s.client.informer import split_key, start_and_sync
 from k1s.client.workqueue import WorkQueue, run_workers
 
 from . import planner as P
@@ -291,10 +291,7 @@ class StatefulSetController:
 
     async def run(self) -> None:
         informers = (self.sets, self.pods, self.claims, self.revisions)
-        for inf in informers:
-            await inf.start()
-        for inf in informers:
-            await inf.wait_synced()
+        await start_and_sync(informers)
         try:
             await run_workers(self.queue, self.sync, self.workers)
         finally:

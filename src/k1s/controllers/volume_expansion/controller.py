@@ -21,6 +21,7 @@ from k1s.client.workqueue import WorkQueue, run_workers
 from k1s.controllers.local_provisioner import planner as prov
 from k1s.node import identity
 from k1s.node.volumes import images, paths
+from k1s.client.informer import start_and_sync
 
 from . import planner
 
@@ -60,10 +61,7 @@ class VolumeExpansionController:
             self.queue.add((ref.get("namespace", ""), ref["name"]))
 
     async def run(self) -> None:
-        for inf in (self.claims, self.volumes, self.classes):
-            await inf.start()
-        for inf in (self.claims, self.volumes, self.classes):
-            await inf.wait_synced()
+        await start_and_sync((self.claims, self.volumes, self.classes))
         try:
             await run_workers(self.queue, self.sync, WORKERS)
         finally:

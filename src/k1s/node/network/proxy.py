@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from k1s.api import registry
+from k1s.client.informer import start_and_sync
 
 from . import forward, netns
 
@@ -685,10 +686,7 @@ class ServiceProxy:
         self.slices.add_handler(lambda o: self._mark_slice(o),
                                 lambda o, n: (self._mark_slice(o), self._mark_slice(n)),
                                 lambda o: self._mark_slice(o))
-        for inf in (self.services, self.slices):
-            await inf.start()
-        for inf in (self.services, self.slices):
-            await inf.wait_synced()
+        await start_and_sync((self.services, self.slices))
         # the handlers' replay of the caches may still be queued: mark from the cache itself,
         # so the first sync is complete before stale addresses are judged
         for svc in self.services.list():
