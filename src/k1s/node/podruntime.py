@@ -61,7 +61,15 @@ POLL_SECONDS = 5.0           # a safety net: exits normally wake the pod through
 STORAGE_SECONDS = 10.0       # kubelet's eviction manager looks at local storage this often
 # kubelet's periodic pod sync, --sync-frequency (volumes follow their sources); tests shorten
 # it through K1S_SYNC_FREQUENCY
-RESYNC_SECONDS = float(os.environ.get("K1S_SYNC_FREQUENCY") or 60.0)
+def _sync_frequency(default: float = 60.0) -> float:
+    try:
+        value = float(os.environ.get("K1S_SYNC_FREQUENCY") or default)
+    except ValueError:
+        return default
+    return value if value >= 1.0 else default
+
+
+RESYNC_SECONDS = _sync_frequency()
 MOUNT_RETRY_FIRST = 1.0      # seconds before a failed setup is tried again, doubling ...
 MOUNT_RETRY_MAX = 32.0       # ... up to this
 CONFIG_RETRY_SECONDS = 10.0   # a CreateContainerConfigError is tried again after this
