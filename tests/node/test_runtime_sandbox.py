@@ -417,3 +417,20 @@ def test_a_start_error_keeps_its_message(runtime):
     st = finished(rt, p["metadata"]["uid"])
     assert (st.exit_code, st.reason) == (128, "StartError")
     assert "/no/such/program" in st.message and not st.message.endswith(": ")
+
+
+def test_a_forked_helper_that_never_reports_times_out_instead_of_hanging_the_agent():
+    """A monitor or holder that hangs before it reports (its pipe open, nothing written) is
+    given up on after a while (the caller kills it), never waited for forever."""
+    r, w = os.pipe()
+    try:
+        os.write(w, b"partial")
+        with pytest.raises(TimeoutError):
+            sandbox.read_child_report(r, timeout=0.3)
+        os.close(w)
+        w = -1
+        assert sandbox.read_child_report(r, timeout=1) == b""     # closed: all is read
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)

@@ -45,7 +45,8 @@ from ..streams import logs
 from . import linux
 from .cgroups import Cgroup, Limits
 from .sandbox import (Holder, VolumeMount, build_root, check_name, close_fds_except,
-                      pod_dir, read_json, reset_signals, write_json)
+                      kill_and_reap, pod_dir, read_child_report, read_json, reset_signals,
+                      write_json)
 
 LOG_MAX_BYTES = 10 * 1024 * 1024       # kubelet's containerLogMaxSize default
 LOG_MAX_FILES = 5                      # kubelet's containerLogMaxFiles default
@@ -248,18 +249,21 @@ def start_container(data_dir: str, uid: str, holder: Holder, spec: ContainerSpec
             pass
         os._exit(code)
     os.close(w)
-    chunks = []
-    while True:
-        b = os.read(r, 4096)
-        if not b:
-            break
-        chunks.append(b)
-    os.close(r)
+    try:
+        report = read_child_report(r)
+    except TimeoutError as e:
+        # a monitor that hung before the container exec'd: end it and what it started, and
+        # let the agent try again, rather than wait for it forever
+        kill_and_reap(pid)
+        cg.kill()
+        raise OSError(errno.ETIMEDOUT, f"container {spec.name}: {e}") from None
+    finally:
+        os.close(r)
     st = read_state(data_dir, uid, spec.name)
     if st is None:
         _reap(pid)
         raise OSError(errno.EIO, f"container {spec.name}: the monitor died before starting it: "
-                      f"{b''.join(chunks).decode(errors='replace')}")
+                      f"{report.decode(errors='replace')}")
     st.notes = list(cg.problems) + st.notes
     return st
 

@@ -43,9 +43,11 @@ import functools
 import json
 import os
 import re
+import select
 import signal
 import stat
 import sys
+import time
 from dataclasses import dataclass, field
 
 from . import linux
@@ -245,8 +247,13 @@ def start_holder(cfg: SandboxConfig) -> Holder:
             finally:
                 os._exit(127)
     os.close(w)
-    msg = _read_all(r)
-    os.close(r)
+    try:
+        msg = read_child_report(r)
+    except TimeoutError as e:
+        kill_and_reap(pid)
+        raise OSError(errno.ETIMEDOUT, f"pod sandbox: {e}") from None
+    finally:
+        os.close(r)
     holder_pid = pid
     if cfg.share_pid and msg.startswith(b"P"):
         first, _, msg = msg.partition(b"\n")
@@ -254,7 +261,7 @@ def start_holder(cfg: SandboxConfig) -> Holder:
         os.waitpid(pid, 0)                          # the intermediate child, gone already
     if msg or (cfg.share_pid and holder_pid == pid):
         if holder_pid != pid:
-            _kill_and_reap(holder_pid)
+            kill_and_reap(holder_pid)
         else:
             os.waitpid(pid, 0)
         raise OSError(errno.EIO, f"pod sandbox: {msg.decode(errors='replace')}")
@@ -262,7 +269,7 @@ def start_holder(cfg: SandboxConfig) -> Holder:
     return Holder(holder_pid, start or 0, pid_ns=cfg.share_pid)
 
 
-def _kill_and_reap(pid: int) -> None:
+def kill_and_reap(pid: int) -> None:
     try:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -532,9 +539,19 @@ def close_fds_except(keep: set[int]) -> None:
                 pass
 
 
-def _read_all(fd: int) -> bytes:
+CHILD_REPORT_TIMEOUT = 60.0     # seconds a forked helper (holder, monitor) may take to report
+
+
+def read_child_report(fd: int, timeout: float = CHILD_REPORT_TIMEOUT) -> bytes:
+    """Everything written to the pipe `fd` until its writers closed it. A child that neither
+    reports nor exits within `timeout` (a fork that hung) raises TimeoutError, so the
+    caller kills it instead of waiting forever."""
     out = b""
+    deadline = time.monotonic() + timeout
     while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError(f"no report from a forked helper within {timeout:g} s")
         chunk = os.read(fd, 65536)
         if not chunk:
             return out
