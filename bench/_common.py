@@ -40,15 +40,20 @@ def taskset(cpu: int | None) -> list[str]:
 class K1s:
     """`k1s up --port 0` in its own process (optionally pinned to one CPU)."""
 
-    def __init__(self, *extra: str, cpu: int | None = None):
+    def __init__(self, *extra: str, cpu: int | None = None, log: bool = False):
         self.dir = tempfile.mkdtemp(prefix="k1s-bench-")
         self.kubeconfig = os.path.join(self.dir, "kubeconfig")
         self.t0 = time.monotonic()
+        # log=True keeps k1s's own log in <dir>/k1s.log (for a run that went wrong)
+        self.log_path = os.path.join(self.dir, "k1s.log") if log else None
+        err = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             taskset(cpu) + [sys.executable, "-m", "k1s.cli.main", "up", "--port", "0",
                             "--data-dir", os.path.join(self.dir, "data"),
                             "--kubeconfig", self.kubeconfig, *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            stdout=subprocess.PIPE, stderr=err)
+        if self.log_path:
+            err.close()                          # the child has its own copy
         line = self.proc.stdout.readline().decode()
         if "API at " not in line:
             raise RuntimeError(f"k1s up did not start: {line!r}")

@@ -175,10 +175,10 @@ class Node:
     """`k1s up` with its real node on a private network-namespace prefix; stopped cleanly and
     checked to leave nothing behind on this machine."""
 
-    def __init__(self):
+    def __init__(self, log: bool = False):
         self.prefix = "b" + os.urandom(5).hex()
         os.environ["K1S_NETNS_PREFIX"] = self.prefix
-        self.k = K1s()
+        self.k = K1s(log=log)
         self.url = self.k.url
 
     def stop(self) -> list[str]:
