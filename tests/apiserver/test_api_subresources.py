@@ -179,6 +179,48 @@ async def test_requested_cluster_ip(api):
     assert (await api.get(SVC + "/outside")).status == 404
 
 
+def node_port_service(name, *ports, type_="NodePort"):
+    body = service(name)
+    body["spec"]["type"] = type_
+    body["spec"]["ports"] = [dict(p) for p in ports] or [{"port": 80}]
+    return body
+
+
+async def test_node_ports_are_allocated_in_range_kept_and_refused_as_upstream(api):
+    """A NodePort Service gets a free port of 30000-32767 per port; one asked for must be in
+    the range and free; an update keeps the ports; a change of type drops them; a ClusterIP
+    Service may not ask for one."""
+    a = await api.ok("POST", SVC, node_port_service("np-a", {"name": "http", "port": 80},
+                                                     {"name": "https", "port": 443}))
+    got = [p["nodePort"] for p in a["spec"]["ports"]]
+    assert all(30000 <= p <= 32767 for p in got) and len(set(got)) == 2
+    b = await api.ok("POST", SVC, node_port_service("np-b", {"port": 80, "nodePort": 31234}))
+    assert b["spec"]["ports"][0]["nodePort"] == 31234
+    r = await api.post(SVC, node_port_service("np-c", {"port": 80, "nodePort": 31234}))
+    assert r.status == 422 and r.body["message"] == (
+        'Service "np-c" is invalid: spec.ports[0].nodePort: Invalid value: 31234: '
+        'provided port is already allocated'), r.body
+    r = await api.post(SVC, node_port_service("np-d", {"port": 80, "nodePort": 80}))
+    assert r.status == 422 and r.body["message"].endswith(
+        "provided port is not in the valid range. The range of valid ports is 30000-32767"), \
+        r.body
+    r = await api.post(SVC, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "np-e"},
+                             "spec": {"ports": [{"port": 80, "nodePort": 30500}]}})
+    assert r.status == 422 and "may not be used when `type` is 'ClusterIP'" in \
+        r.body["message"], r.body
+    # an update that does not name the ports keeps them; changing the type drops them
+    body = node_port_service("np-a", {"name": "http", "port": 80},
+                             {"name": "https", "port": 443})
+    kept = await api.ok("PUT", SVC + "/np-a", body)
+    assert [p["nodePort"] for p in kept["spec"]["ports"]] == got
+    cleared = await api.ok("PATCH", SVC + "/np-a", {"spec": {"type": "ClusterIP"}})
+    assert all("nodePort" not in p for p in cleared["spec"]["ports"]), cleared["spec"]
+    # the freed port can be asked for again
+    again = await api.ok("POST", SVC, node_port_service("np-f", {"port": 80,
+                                                                  "nodePort": got[0]}))
+    assert again["spec"]["ports"][0]["nodePort"] == got[0]
+
+
 async def test_cluster_ip_is_kept_on_update(api):
     created = await api.ok("POST", SVC, service("web"))
     ip = created["spec"]["clusterIP"]

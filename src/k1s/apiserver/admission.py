@@ -18,10 +18,11 @@ Plugins read cluster state from the watch cache (in-process, consistent after a 
 from __future__ import annotations
 
 import ipaddress
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..api.errors import forbidden_error, invalid_error, invalid, not_found_error
+from ..api.errors import forbidden, forbidden_error, invalid_error, invalid, not_found_error
 from ..api.registry import Resource
 
 if TYPE_CHECKING:
@@ -76,13 +77,16 @@ class NamespaceLifecycle(Plugin):
             raise err
 
 
+PENDING_SECONDS = 30.0      # an allocation admitted but not in the watch cache yet stays taken
+
+
 class ServiceIPs(Plugin):
     """ClusterIP allocation from the service CIDR; the first address is the API's own service."""
 
     def __init__(self, objects: "ObjectStore", cidr: str = "10.96.0.0/12"):
         self.objects = objects
         self.net = ipaddress.ip_network(cidr)
-        self._pending: set[str] = set()
+        self._pending: dict[str, float] = {}     # handed out, not in the cache yet: since
         self.size = self.net.num_addresses - 2          # network and broadcast excluded
         # upstream's static band (KEP-3070, calculateRangeOffset over the whole range):
         # min(max(16, range/16), 256) low addresses, none for a range under 16, are left to
@@ -93,6 +97,8 @@ class ServiceIPs(Plugin):
         self._next = self.band + 1
 
     def _used(self) -> set[str]:
+        now = time.monotonic()
+        self._pending = {ip: t for ip, t in self._pending.items() if now - t < PENDING_SECONDS}
         used = set(self._pending)
         for svc in self.objects.cached_all("services"):
             for ip in (svc.get("spec") or {}).get("clusterIPs") or []:
@@ -126,7 +132,7 @@ class ServiceIPs(Plugin):
         raise ValueError("range is full")
 
     def release(self, ip: str) -> None:
-        self._pending.discard(ip)
+        self._pending.pop(ip, None)
 
     def admit(self, a: Attributes) -> None:
         r = a.resource
@@ -161,12 +167,125 @@ class ServiceIPs(Plugin):
                 raise invalid_error("Service", "", a.name, [invalid(
                     "spec.clusterIPs", [requested] if requested else [], str(e))])
             if not a.dry_run:
-                self._pending.add(ip)
+                self._pending[ip] = time.monotonic()
             spec["clusterIP"] = ip
             spec["clusterIPs"] = [ip]
         spec.setdefault("ipFamilies", ["IPv4"])
         spec.setdefault("ipFamilyPolicy", "SingleStack")
         spec.setdefault("internalTrafficPolicy", "Cluster")
+
+
+NODE_PORT_RANGE = (30000, 32767)      # kube-apiserver's --service-node-port-range default
+NODE_PORT_TYPES = ("NodePort", "LoadBalancer")
+TYPE_DEPENDENT_FIELDS = ("externalTrafficPolicy", "healthCheckNodePort",
+                         "allocateLoadBalancerNodePorts", "loadBalancerClass")
+
+
+class ServiceNodePorts(Plugin):
+    """nodePort allocation for NodePort and LoadBalancer Services, as upstream's service
+    registry: an asked-for port must be in the range and free; the others get a free one (a
+    Service keeps its ports across updates that do not name them); a Service changed to
+    another type drops the ports it had, and a type without node ports may not ask for one.
+    Ports just handed out stay reserved for a while, until the watch cache shows them."""
+
+    def __init__(self, objects: "ObjectStore", low: int = NODE_PORT_RANGE[0],
+                 high: int = NODE_PORT_RANGE[1]):
+        self.objects = objects
+        self.low, self.high = low, high
+        self._pending: dict[int, float] = {}          # port -> when it was handed out
+        self._next = low
+
+    def _used(self, skip_uid: str | None) -> set[int]:
+        now = time.monotonic()
+        self._pending = {p: t for p, t in self._pending.items() if now - t < PENDING_SECONDS}
+        used = set(self._pending)
+        for svc in self.objects.cached_all("services"):
+            if skip_uid and (svc.get("metadata") or {}).get("uid") == skip_uid:
+                continue
+            for port in (svc.get("spec") or {}).get("ports") or ():
+                if isinstance(port, dict) and isinstance(port.get("nodePort"), int):
+                    used.add(port["nodePort"])
+        return used
+
+    def _free(self, used: set[int]) -> int | None:
+        size = self.high - self.low + 1
+        for i in range(size):
+            port = self.low + (self._next - self.low + i) % size
+            if port not in used:
+                self._next = port + 1
+                return port
+        return None
+
+    def admit(self, a: Attributes) -> None:
+        r = a.resource
+        if r.plural != "services" or r.group != "" or a.obj is None or a.subresource or \
+                a.operation not in ("CREATE", "UPDATE"):
+            return
+        spec = a.obj.get("spec")
+        if not isinstance(spec, dict) or not isinstance(spec.get("ports"), list):
+            return
+        ports = [p for p in spec["ports"] if isinstance(p, dict)]
+        old_spec = ((a.old or {}).get("spec") or {}) if a.operation == "UPDATE" else {}
+        old_ports = [p for p in old_spec.get("ports") or () if isinstance(p, dict)]
+        if spec.get("type") not in NODE_PORT_TYPES:
+            # another type: what only the old type had goes with it (upstream's
+            # dropTypeDependentFields: what the update left as it was), and asking for a node
+            # port here is an error
+            if old_spec.get("type") in NODE_PORT_TYPES:
+                for f in TYPE_DEPENDENT_FIELDS:
+                    if f in spec and spec.get(f) == old_spec.get(f):
+                        spec.pop(f)
+            had = {p.get("nodePort") for p in old_ports}
+            for port in had:
+                self._pending.pop(port, None)          # free again at once
+            errs = []
+            for i, p in enumerate(ports):
+                if p.get("nodePort") in had:
+                    p.pop("nodePort", None)
+                elif p.get("nodePort"):
+                    errs.append(forbidden(f"spec.ports[{i}].nodePort",
+                                          f"may not be used when `type` is "
+                                          f"'{spec.get('type') or 'ClusterIP'}'"))
+            if errs:
+                raise invalid_error("Service", "", a.name, errs)
+            return
+        uid = ((a.old or {}).get("metadata") or {}).get("uid") if a.operation == "UPDATE" \
+            else None
+        used = self._used(uid)
+        kept = {(p.get("port"), p.get("protocol") or "TCP"): p.get("nodePort")
+                for p in old_ports if p.get("nodePort")}
+        errs, taken = [], []
+        for i, p in enumerate(ports):
+            want = p.get("nodePort")
+            if not want:
+                want = kept.get((p.get("port"), p.get("protocol") or "TCP"))
+                if want:
+                    p["nodePort"] = want               # an update keeps its own port
+                    used.add(want)
+                    continue
+                port = self._free(used)
+                if port is None:
+                    errs.append(invalid(f"spec.ports[{i}].nodePort", 0, "range is full"))
+                    continue
+                p["nodePort"] = port
+                used.add(port)
+                taken.append(port)
+                continue
+            if not isinstance(want, int) or not self.low <= want <= self.high:
+                errs.append(invalid(f"spec.ports[{i}].nodePort", want,
+                                    f"provided port is not in the valid range. The range of "
+                                    f"valid ports is {self.low}-{self.high}"))
+            elif want in used and want not in kept.values():
+                errs.append(invalid(f"spec.ports[{i}].nodePort", want,
+                                    "provided port is already allocated"))
+            else:
+                used.add(want)
+                taken.append(want)
+        if errs:
+            raise invalid_error("Service", "", a.name, errs)
+        if not a.dry_run:
+            now = time.monotonic()
+            self._pending.update({port: now for port in taken})
 
 
 DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",

@@ -73,6 +73,7 @@ class APIServer:
         self.service_ips = admission.ServiceIPs(self.objects, self.service_cidr)
         self.objects.admission = admission.Chain([
             admission.NamespaceLifecycle(self.objects), self.service_ips,
+            admission.ServiceNodePorts(self.objects),
             admission.DefaultStorageClass(self.objects),
             admission.StorageObjectInUseProtection(), admission.DefaultTolerationSeconds()])
         from . import patching
