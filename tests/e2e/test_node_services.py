@@ -2,7 +2,8 @@
 sees it, against one `k1s up` per module: a busybox pod `wget`s nginx pods behind a Service by
 its name and its FQDN; a Service with no ready endpoint refuses at once; the backends that
 answer follow the pods' readiness as pods come and go; a UDP Service relays datagrams and
-answers from its cluster IP; a deleted Service stops answering.
+answers from its cluster IP; a deleted Service stops answering; a NodePort Service answers on
+the host's loopback at its node port.
 
 Each nginx pod serves its own pod name (an init container writes it into the emptyDir nginx
 serves), so an answer says which backend took the connection. There is no Deployment
@@ -197,3 +198,44 @@ def test_a_deleted_service_stops_answering(k, ns):
 def _assert_equal(got, want) -> None:
     assert got == want, (got, want)
 
+
+
+def test_a_node_port_answers_on_the_host_loopback(k, ns):
+    """`kubectl create service nodeport`: the API server hands out a node port and the node
+    serves it on its address, 127.0.0.1 of the machine, as kube-proxy serves node ports on a
+    node's addresses; the ClusterIP of the same Service answers pods as before."""
+    import urllib.request
+    # straight to loopback: never through a proxy the environment may name
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    url = None
+
+    def get() -> str:
+        with opener.open(url, timeout=5) as r:
+            return r.read().decode().strip()
+    create(k, ns, web("np-1", app="np"))
+    k.ok("create", "service", "nodeport", "np", "-n", ns, "--tcp=80:80")
+    svc = k.json("get", "service", "np", "-n", ns)
+    node_port = svc["spec"]["ports"][0]["nodePort"]
+    assert 30000 <= node_port <= 32767, svc["spec"]
+    row = k.ok("get", "service", "np", "-n", ns, "--no-headers").split()
+    assert row[1] == "NodePort" and row[4] == f"80:{node_port}/TCP", row
+    running(k, ns, "np-1")
+    url = f"http://127.0.0.1:{node_port}/"
+
+    def served():
+        try:
+            assert get() == "np-1"
+        except OSError as e:
+            raise AssertionError(f"not served yet: {e}") from None
+    eventually(served)
+    # back to ClusterIP: the node port goes, and its listener with it
+    k.ok("patch", "service", "np", "-n", ns, "-p", '{"spec": {"type": "ClusterIP"}}')
+
+    def gone():
+        try:
+            get()
+        except OSError as e:
+            assert "refused" in str(e).lower(), e
+            return
+        raise AssertionError("the node port still answers")
+    eventually(gone)

@@ -494,3 +494,20 @@ async def test_udp_flows_reach_a_backend_and_replies_come_from_the_cluster_ip(cl
     assert len(set(tags[:3])) == 1             # one flow: one backend
     assert tags[3] != tags[0]                   # a new client goes round robin
     assert [data.split(b":")[1] for data, _ in got] == [b"q0", b"q1", b"q2", b"q0"]
+
+
+def test_node_ports_are_planned_on_the_node_address_for_their_types_only():
+    ports = [{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}]
+    sl = eslice(ep("10.244.0.5"))
+    plan = plan_service(svc(type="NodePort", ports=ports), [sl], node_ip="127.0.0.1")
+    np = plan.ports[("127.0.0.1", 30080, "TCP")]
+    assert np.node_port and np.backends == (("10.244.0.5", 8080),)
+    assert not plan.ports[("10.96.100.1", 80, "TCP")].node_port     # the ClusterIP as ever
+    assert "127.0.0.1" not in plan.cluster_ips                      # no address to hold
+    # no node address given, or a type without node ports: nothing on the node
+    assert ("127.0.0.1", 30080, "TCP") not in plan_service(
+        svc(type="NodePort", ports=ports), [sl]).ports
+    assert ("127.0.0.1", 30080, "TCP") not in plan_service(
+        svc(type="ClusterIP", ports=ports), [sl], node_ip="127.0.0.1").ports
+    lb = plan_service(svc(type="LoadBalancer", ports=ports), [sl], node_ip="127.0.0.1")
+    assert ("127.0.0.1", 30080, "TCP") in lb.ports

@@ -189,7 +189,8 @@ class NodeAgent:
     async def _start_proxy(self):
         from .network.proxy import ServiceProxy
         # kube-dns's address is the DNS server's (its sockets are bound there): never proxied
-        proxy = ServiceProxy(self.ctx.informers, self.network, skip_ips={self.dns_ip})
+        proxy = ServiceProxy(self.ctx.informers, self.network, skip_ips={self.dns_ip},
+                             node_ip=HOST_IP)
         await proxy.start()
         return proxy
 

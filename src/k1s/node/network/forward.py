@@ -66,11 +66,17 @@ async def tcp_check(netns_path: str, host: str, port: int, *, timeout: float) ->
     return True
 
 
-def tcp_listener(netns_path: str, host: str, port: int = 0, *,
+def _socket(netns_path: str | None, type_: int) -> socket.socket:
+    if netns_path is None:                       # the agent's own namespace
+        return socket.socket(socket.AF_INET, type_)
+    return netns.socket_in(netns_path, socket.AF_INET, type_)
+
+
+def tcp_listener(netns_path: str | None, host: str, port: int = 0, *,
                  backlog: int = LISTEN_BACKLOG) -> socket.socket:
-    """A bound, listening, non-blocking TCP socket in the namespace; pass it to
-    `asyncio.start_server(..., sock=s)`. Port 0 picks a free port (see getsockname())."""
-    sock = netns.socket_in(netns_path, socket.AF_INET, socket.SOCK_STREAM)
+    """A bound, listening, non-blocking TCP socket in the namespace (None: the agent's own);
+    pass it to `asyncio.start_server(..., sock=s)`. Port 0 picks a free port."""
+    sock = _socket(netns_path, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
@@ -82,10 +88,10 @@ def tcp_listener(netns_path: str, host: str, port: int = 0, *,
     return sock
 
 
-def udp_socket(netns_path: str, host: str, port: int = 0) -> socket.socket:
-    """A bound non-blocking UDP socket in the namespace; pass it to
+def udp_socket(netns_path: str | None, host: str, port: int = 0) -> socket.socket:
+    """A bound non-blocking UDP socket in the namespace (None: the agent's own); pass it to
     `loop.create_datagram_endpoint(factory, sock=s)` (the cluster DNS server)."""
-    sock = netns.socket_in(netns_path, socket.AF_INET, socket.SOCK_DGRAM)
+    sock = _socket(netns_path, socket.SOCK_DGRAM)
     try:
         sock.bind((host, port))
         sock.setblocking(False)

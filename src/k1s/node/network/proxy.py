@@ -33,7 +33,9 @@ Behaviour, beside upstream's:
 - SCTP ports are not proxied (no SCTP sockets here); the Service's other ports are;
 - cluster IPs the node's DNS server owns (kube-dns's 10.96.0.10) are never proxied;
 - UDP flows end after UDP_IDLE_TIMEOUT idle seconds (conntrack's UDP timeout);
-- only cluster IPs: node ports, external IPs and load-balancer addresses are not served;
+- node ports (NodePort and LoadBalancer Services) are served on the node's address, 127.0.0.1
+  of the machine's own namespace, as kube-proxy serves them on the node's addresses; external
+  IPs and load-balancer addresses are not served;
 - traffic policies are not applied: `internalTrafficPolicy: Local` still reaches endpoints on
   every node (on one node, the same thing), and topology hints are ignored.
 """
@@ -62,6 +64,7 @@ SERVICES = registry.core("services")
 ENDPOINT_SLICES = registry.get("endpointslices.discovery.k8s.io")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 SLICE_INDEX = "serviceproxy/service"
+NODE_PORT_TYPES = ("NodePort", "LoadBalancer")
 
 DEFAULT_AFFINITY_TIMEOUT = 10800     # seconds: upstream's sessionAffinityConfig default (3 h)
 AFFINITY_PRUNE_AT = 4096             # affinity entries before expired ones are swept
@@ -90,6 +93,8 @@ class ServicePort:
     protocol: str                         # TCP or UDP
     backends: tuple[Backend, ...] = ()    # sorted (ip, port)
     affinity_timeout: int | None = None   # seconds, when sessionAffinity is ClientIP
+    node_port: bool = False               # a node port: `cluster_ip` is the node's address,
+    #                                       listened on in the agent's own namespace
 
     @property
     def key(self) -> Key:
@@ -180,8 +185,10 @@ def backends(slices: Iterable[dict], port_name: str, protocol: str) -> tuple[Bac
     return tuple(sorted(ready or terminating))
 
 
-def plan_service(svc: dict, slices: Iterable[dict], skip_ips: Iterable[str] = ()) -> ServicePlan:
-    """What the proxy serves for one Service (see the module docstring)."""
+def plan_service(svc: dict, slices: Iterable[dict], skip_ips: Iterable[str] = (),
+                 node_ip: str | None = None) -> ServicePlan:
+    """What the proxy serves for one Service (see the module docstring); with `node_ip`,
+    the node ports of NodePort and LoadBalancer Services on that address too."""
     key = service_key(svc)
     ips = cluster_ips(svc)
     out = ServicePlan(key)
@@ -207,6 +214,12 @@ def plan_service(svc: dict, slices: Iterable[dict], skip_ips: Iterable[str] = ()
         found = backends(slices, name, proto)
         for ip in ips:
             sp = ServicePort(key, name, ip, port, proto, found, timeout)
+            out.ports.setdefault(sp.key, sp)
+        node_port = p.get("nodePort")
+        if node_ip and (svc.get("spec") or {}).get("type") in NODE_PORT_TYPES and \
+                isinstance(node_port, int) and 0 < node_port < 65536:
+            sp = ServicePort(key, name, node_ip, node_port, proto, found, timeout,
+                             node_port=True)
             out.ports.setdefault(sp.key, sp)
     return out
 
@@ -419,8 +432,9 @@ class _TCPPort:
         self.clients: dict[_Relay, asyncio.Task | None] = {}
 
     async def open(self) -> None:
-        sock = await asyncio.to_thread(forward.tcp_listener, self.path, self.sp.cluster_ip,
-                                       self.sp.port)
+        sock = await asyncio.to_thread(forward.tcp_listener,
+                                       None if self.sp.node_port else self.path,
+                                       self.sp.cluster_ip, self.sp.port)
         try:
             self.server = await asyncio.get_running_loop().create_server(
                 lambda: _Relay(self._accepted, self._client_gone), sock=sock)
@@ -579,8 +593,9 @@ class _UDPPort(asyncio.DatagramProtocol):
         self._full_logged = False
 
     async def open(self) -> None:
-        sock = await asyncio.to_thread(forward.udp_socket, self.path, self.sp.cluster_ip,
-                                       self.sp.port)
+        sock = await asyncio.to_thread(forward.udp_socket,
+                                       None if self.sp.node_port else self.path,
+                                       self.sp.cluster_ip, self.sp.port)
         try:
             await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, sock=sock)
         except BaseException:
@@ -659,10 +674,12 @@ class ServiceProxy:
     addresses a previous agent left for Services that are gone); `stop()` closes every
     listener and connection and removes the addresses it added."""
 
-    def __init__(self, informers, network, *, skip_ips: Iterable[str] = ()):
+    def __init__(self, informers, network, *, skip_ips: Iterable[str] = (),
+                 node_ip: str | None = None):
         self.network = network
         self.path = network.path
         self.skip_ips = frozenset(skip_ips)
+        self.node_ip = node_ip                    # where node ports listen (None: nowhere)
         self.services = informers.informer(SERVICES)
         self.slices = informers.informer(ENDPOINT_SLICES)
         self.slices.add_indexer(SLICE_INDEX, slice_service)
@@ -744,7 +761,8 @@ class ServiceProxy:
         svc = self.services.get(name, ns)
         if svc is None:
             return ServicePlan(key)
-        return plan_service(svc, self.slices.by_index(SLICE_INDEX, key), self.skip_ips)
+        return plan_service(svc, self.slices.by_index(SLICE_INDEX, key), self.skip_ips,
+                            self.node_ip)
 
     async def sync(self, key: str) -> bool:
         """Make the listeners and addresses of Service `key` what its plan says; False when
@@ -765,7 +783,7 @@ class ServiceProxy:
         for ip in plan.cluster_ips:
             ok = await self._hold(ip, key) and ok
         for lk, sp in plan.ports.items():
-            if not sp.backends or sp.cluster_ip not in self.ip_users:
+            if not sp.backends or (not sp.node_port and sp.cluster_ip not in self.ip_users):
                 continue
             owner = self.owner.get(lk)
             if owner == key:
