@@ -1,4 +1,6 @@
-"""Who this node is: its Node name, and where k1s keeps its data on this machine.
+"""Who this node is: its Node name, where k1s keeps its data on this machine, and how much
+memory the machine has (the Node's capacity, an unset limit in the downward API, the OOM
+score of a Burstable container).
 
 The name is the lower-cased short hostname (what kubelet uses by default), overridable by env
 K1S_NODE_NAME so tests and several agents on one machine can pick their own. The data dir is
@@ -18,6 +20,18 @@ def node_name() -> str:
         return override.lower()
     host = socket.gethostname().split(".", 1)[0].strip().lower()
     return host or "localhost"
+
+
+def memory_bytes() -> int:
+    """The machine's memory (MemTotal), 0 when /proc/meminfo cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def data_dir() -> str:

@@ -43,7 +43,7 @@ from typing import Callable
 
 from k1s.client.events import EventRecorder
 
-from . import containers, dnsconfig, envvars, eviction, serviceenv
+from . import containers, envvars, eviction, serviceenv
 from .containers import ContainerEvent, ContainersView, KillContainer, Run, StartContainer
 from .eviction import StorageUse, Verdict
 from .network.bridge import NodeNetwork
@@ -54,14 +54,13 @@ from .probes import ProbeError, ProbeManager, Target, check_exec
 from .runtime import linux, process
 from .runtime.runtime import ProcessRuntime
 from .runtime.sandbox import VolumeMount
+from .volumes import dirs
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 5.0           # a safety net: exits normally wake the pod through a pidfd
-STORAGE_SECONDS = 10.0       # kubelet's eviction manager looks at local storage this often
-# kubelet's periodic pod sync, --sync-frequency (volumes follow their sources); tests shorten
-# it through K1S_SYNC_FREQUENCY
 def _sync_frequency(default: float = 60.0) -> float:
+    """kubelet's --sync-frequency: $K1S_SYNC_FREQUENCY seconds (at least 1; tests shorten
+    it), else a minute."""
     try:
         value = float(os.environ.get("K1S_SYNC_FREQUENCY") or default)
     except ValueError:
@@ -69,7 +68,9 @@ def _sync_frequency(default: float = 60.0) -> float:
     return value if value >= 1.0 else default
 
 
-RESYNC_SECONDS = _sync_frequency()
+POLL_SECONDS = 5.0           # a safety net: exits normally wake the pod through a pidfd
+STORAGE_SECONDS = 10.0       # kubelet's eviction manager looks at local storage this often
+RESYNC_SECONDS = _sync_frequency()   # periodic pod sync: volumes follow their sources
 MOUNT_RETRY_FIRST = 1.0      # seconds before a failed setup is tried again, doubling ...
 MOUNT_RETRY_MAX = 32.0       # ... up to this
 CONFIG_RETRY_SECONDS = 10.0   # a CreateContainerConfigError is tried again after this
@@ -322,11 +323,11 @@ class PodRuntime:
             self._fail(ps, f"Failed to create pod sandbox: {e}", "FailedCreatePodSandBox")
             return False
         ps.problem, ps.failures, ps.prepared = None, 0, True
-        if not ps.dns_reported:
+        rec = self.runtime.pods.get(_uid(pod))
+        if not ps.dns_reported and rec is not None:
             # what kubelet warns about while forming the pod's resolv.conf (trimmed limits)
             ps.dns_reported = True
-            for reason, message in dnsconfig.pod_resolv_conf(
-                    pod, self.runtime.dns_server, dnsconfig.read_node_resolv_conf()).warnings:
+            for reason, message in rec.dns_warnings:
                 self._event(pod, "Warning", reason, message)
         return True
 
@@ -636,7 +637,6 @@ class PodRuntime:
     def storage_use(self, pod: dict) -> StorageUse:
         """What the pod uses on the node's disk: disk emptyDirs, and per container its
         writable layers (root and /dev), its termination-message file and its logs."""
-        from .volumes import dirs
         uid = _uid(pod)
         empty = {n: used for n, (used, _limit) in self.volumes.empty_dir_usage(pod).items()}
         per_container = {}

@@ -20,17 +20,6 @@ from .lease import (LEASE_DURATION, LEASE_NAMESPACE, LEASES, NODES, RENEW_INTERV
 MAX_PODS = 110
 
 
-def memory_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def capacity(data_dir: str) -> dict[str, str]:
     """cpu, memory, pods, ephemeral-storage of this machine, as Quantity strings."""
     try:
@@ -38,7 +27,7 @@ def capacity(data_dir: str) -> dict[str, str]:
         eph = st.f_blocks * st.f_frsize
     except OSError:
         eph = 0
-    return {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_bytes() // 1024}Ki",
+    return {"cpu": str(os.cpu_count() or 1), "memory": f"{identity.memory_bytes() // 1024}Ki",
             "pods": str(MAX_PODS), "ephemeral-storage": f"{eph // 1024}Ki"}
 
 

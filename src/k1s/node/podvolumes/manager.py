@@ -41,6 +41,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from k1s.node import identity
 from k1s.node.volumes import dirs, images, loopmount, paths
 
 from . import atomic, planner
@@ -84,14 +85,8 @@ class MountFailed(Exception):
 
 def node_allocatable(data_dir: str) -> dict[str, str]:
     """What an unset limit means for a downwardAPI resourceFieldRef: the node's capacity."""
-    out = {"cpu": str(os.cpu_count() or 1), "memory": "0", "ephemeral-storage": "0"}
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    out["memory"] = str(int(line.split()[1]) * 1024)
-    except OSError:
-        pass
+    out = {"cpu": str(os.cpu_count() or 1), "memory": str(identity.memory_bytes()),
+           "ephemeral-storage": "0"}
     try:
         st = os.statvfs(data_dir)
         out["ephemeral-storage"] = str(st.f_blocks * st.f_frsize)

@@ -36,6 +36,7 @@ from typing import Callable
 
 from k1s.api.qos import pod_qos_class
 from k1s.api.quantity import quantity_to_int, quantity_to_milli
+from k1s.node import dnsconfig, identity
 
 from . import cgroups, images, linux, process, sandbox
 from .cgroups import Limits
@@ -57,6 +58,7 @@ class PodRecord:
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)     # the pod's /etc files
     hostname: str = ""
+    dns_warnings: list[tuple[str, str]] = field(default_factory=list)   # forming resolv.conf
     kill_timer: asyncio.TimerHandle | None = None
     stopping: bool = False          # stop() was asked: the sandbox goes once all have exited
 
@@ -140,29 +142,30 @@ def security_of(pod: dict, c: dict, etc: str = "/etc") -> Security:
     return Security(identity, bool(csc.get("readOnlyRootFilesystem")), refusal)
 
 
-def limits_of(container: dict) -> Limits:
+def cpu_request_millis(container: dict) -> int:
+    """The container's CPU request in millicores (a limit alone stands for the request, as
+    the API defaults it; none: 0)."""
     res = container.get("resources") or {}
-    lim, req = res.get("limits") or {}, res.get("requests") or {}
+    q = (res.get("requests") or {}).get("cpu", (res.get("limits") or {}).get("cpu"))
+    return quantity_to_milli(q) if q is not None else 0
+
+
+def limits_of(container: dict) -> Limits:
+    lim = ((container.get("resources") or {}).get("limits")) or {}
     mem = lim.get("memory")
     cpu = lim.get("cpu")
-    # the CPU request is a weight, as kubelet sets it (a limit alone defaults the request)
-    cpu_req = req.get("cpu", cpu)
     return Limits(memory=quantity_to_int(mem) if mem is not None else None,
                   cpu_millis=quantity_to_milli(cpu) if cpu is not None else None,
-                  cpu_shares=cgroups.cpu_shares(quantity_to_milli(cpu_req)
-                                                if cpu_req is not None else None))
+                  # the request is a weight, as kubelet sets it
+                  cpu_shares=cgroups.cpu_shares(cpu_request_millis(container)))
 
 
 def pod_cpu_shares(pod: dict) -> int:
     """kubelet's pod cgroup shares: the pod's CPU request (its app containers' requests
-    added up, an init container's when larger; a limit alone stands for the request)."""
-    def request(c: dict) -> int:
-        res = c.get("resources") or {}
-        q = (res.get("requests") or {}).get("cpu", (res.get("limits") or {}).get("cpu"))
-        return quantity_to_milli(q) if q is not None else 0
+    added up, an init container's when larger)."""
     spec = pod.get("spec") or {}
-    total = sum(request(c) for c in spec.get("containers") or ())
-    total = max([total, *(request(c) for c in spec.get("initContainers") or ())])
+    total = sum(cpu_request_millis(c) for c in spec.get("containers") or ())
+    total = max([total, *(cpu_request_millis(c) for c in spec.get("initContainers") or ())])
     return cgroups.cpu_shares(total)
 
 
@@ -188,10 +191,6 @@ def oom_score_adj(pod: dict, container: dict, memory_capacity: int) -> int:
     return adj
 
 
-def memory_capacity() -> int:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
 class ProcessRuntime:
     def __init__(self, data_dir: str, *, dns_server: str | None = None,
                  netns_for: Callable[[dict], str | None] = lambda pod: None,
@@ -205,7 +204,7 @@ class ProcessRuntime:
         self.volumes_for, self.env_for = volumes_for, env_for
         self.pids_limit = pids_limit            # kubelet's podPidsLimit, per container here
         self.pods: dict[str, PodRecord] = {}
-        self.memory_capacity = memory_capacity()
+        self.memory_capacity = identity.memory_bytes()
         try:
             linux.set_child_subreaper()         # orphans come back to us, not a slow PID 1
         except OSError as e:
@@ -248,10 +247,9 @@ class ProcessRuntime:
                              host_aliases=[(a.get("ip", ""), list(a.get("hostnames") or []))
                                            for a in spec.get("hostAliases") or []],
                              share_pid=bool(spec.get("shareProcessNamespace")),
-                             dns_policy=spec.get("dnsPolicy") or "ClusterFirst",
-                             dns_config=spec.get("dnsConfig") if isinstance(
-                                 spec.get("dnsConfig"), dict) else None,
-                             host_network=bool(spec.get("hostNetwork")))
+                             dns=dnsconfig.pod_resolv_conf(
+                                 pod, self.dns_server, dnsconfig.read_node_resolv_conf(),
+                                 sandbox.CLUSTER_DOMAIN))
 
     def ensure_sandbox(self, pod: dict) -> PodRecord:
         """The pod's holder process (started, or found alive from before) and /etc files."""
@@ -268,6 +266,11 @@ class ProcessRuntime:
             sandbox.save_holder(self.data_dir, uid, rec.holder, cfg)
         rec.files = sandbox.write_pod_files(self.data_dir, cfg)
         rec.hostname = cfg.pod_hostname
+        rec.dns_warnings = list(cfg.dns.warnings) if cfg.dns else []
+        # the pod's cgroup weighs what the pod asked for (kubelet's pod cgroup cpu.shares)
+        problem = cgroups.set_pod_cpu_shares(uid, pod_cpu_shares(pod))
+        if problem:
+            log.debug("pod %s: %s", uid, problem)
         return rec
 
     def start_container(self, pod: dict, c: dict) -> ContainerState | None:
@@ -302,9 +305,6 @@ class ProcessRuntime:
         env.setdefault("HOSTNAME", rec.hostname)
         limits = limits_of(c)
         limits.pids = self.pids_limit
-        problem = cgroups.set_pod_cpu_shares(uid, pod_cpu_shares(pod))
-        if problem:
-            log.debug("pod %s: %s", uid, problem)
         binds = images.materialize(self.data_dir, res.entry) if res.entry else []
         rec.stop_signals[name] = getattr(signal, res.entry.stop_signal
                                          if res.entry else "SIGTERM", signal.SIGTERM)

@@ -50,6 +50,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from k1s.node.dnsconfig import ResolvConf, pod_resolv_conf, read_node_resolv_conf
+
 from . import linux
 from ..volumes.paths import UID_RE, UnsafePath  # noqa: F401 - UID_RE re-exported
 
@@ -82,9 +84,7 @@ class SandboxConfig:
     netns: str | None = None        # e.g. /run/netns/<name>; None: the node's network
     host_aliases: list[tuple[str, list[str]]] = field(default_factory=list)
     share_pid: bool = False         # spec.shareProcessNamespace
-    dns_policy: str = "ClusterFirst"  # spec.dnsPolicy
-    dns_config: dict | None = None  # spec.dnsConfig
-    host_network: bool = False
+    dns: ResolvConf | None = None   # the pod's resolv.conf (None: ClusterFirst, no dnsConfig)
 
     @property
     def pod_hostname(self) -> str:
@@ -148,14 +148,13 @@ def hosts_file(cfg: SandboxConfig) -> str:
 
 
 def resolv_conf(cfg: SandboxConfig, host_resolv: str = "/etc/resolv.conf") -> str:
-    """The pod's resolv.conf as kubelet forms it (k1s.node.dnsconfig: dnsPolicy, dnsConfig,
-    the node's own resolv.conf for Default)."""
-    from k1s.node import dnsconfig
-    host = dnsconfig.read_node_resolv_conf(host_resolv)
-    pod = {"metadata": {"name": cfg.name, "namespace": cfg.namespace, "uid": cfg.uid},
-           "spec": {"dnsPolicy": cfg.dns_policy, "dnsConfig": cfg.dns_config,
-                    "hostNetwork": cfg.host_network}}
-    return dnsconfig.pod_resolv_conf(pod, cfg.dns_server, host, CLUSTER_DOMAIN).render()
+    """The pod's resolv.conf: `cfg.dns` as the runtime formed it from the pod (dnsPolicy,
+    dnsConfig: k1s.node.dnsconfig), else a ClusterFirst one for `cfg.dns_server`."""
+    if cfg.dns is not None:
+        return cfg.dns.render()
+    pod = {"metadata": {"name": cfg.name, "namespace": cfg.namespace, "uid": cfg.uid}}
+    return pod_resolv_conf(pod, cfg.dns_server, read_node_resolv_conf(host_resolv),
+                           CLUSTER_DOMAIN).render()
 
 
 def write_pod_files(data_dir: str, cfg: SandboxConfig) -> dict[str, str]:
