@@ -84,23 +84,13 @@ class EndpointSliceController(PodEventsQueueServices):
                                   on_delete=self._service_changed)
         self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated,
                               on_delete=self._pod_added)
-        self.slices.add_handler(on_update=self._slice_updated, on_delete=self._slice_changed)
+        self.writer.requeue_on_changes(self.queue, self.batch_period)
         self.nodes.add_handler(on_update=self._node_updated)
 
     # -- event handlers: which Service keys to queue ----------------------------------------------
 
     def _service_changed(self, svc: dict) -> None:
         self.queue.add(key_of(svc))
-
-    def _slice_updated(self, old: dict, new: dict) -> None:
-        # a slice someone else changed (or took over: managed-by changed) is set right again;
-        # the echo of our own write is not worth a sync
-        for key in self.writer.changed_by_others(old, new):
-            self.queue.add_after(key, self.batch_period)
-
-    def _slice_changed(self, sl: dict) -> None:
-        for key in _slice_service(sl):
-            self.queue.add_after(key, self.batch_period)
 
     def _node_updated(self, old: dict, new: dict) -> None:
         zone = lambda n: (meta(n).get("labels") or {}).get(P.ZONE_LABEL)  # noqa: E731

@@ -37,10 +37,19 @@ class SliceWriter:
         seen = {meta(sl).get("name", ""): sl for sl in self.slices.by_index(self.index, key)}
         return list(self.recent.overlay(key, seen).values())
 
-    def changed_by_others(self, old: dict, new: dict) -> set[str]:
-        """The keys to look at again after a slice update (not the echo of our own write)."""
-        return {key for key in set(self.keys_of(old)) | set(self.keys_of(new))
-                if not self.recent.is_ours(key, new)}
+    def requeue_on_changes(self, queue, delay: float) -> None:
+        """Queue (after `delay`) the key of a slice someone else changed, took over (its
+        managed-by label changed) or deleted, so it is set right again; the echo of our own
+        write is not worth a sync."""
+        def updated(old: dict, new: dict) -> None:
+            for key in set(self.keys_of(old)) | set(self.keys_of(new)):
+                if not self.recent.is_ours(key, new):
+                    queue.add_after(key, delay)
+
+        def deleted(sl: dict) -> None:
+            for key in self.keys_of(sl):
+                queue.add_after(key, delay)
+        self.slices.add_handler(on_update=updated, on_delete=deleted)
 
     def forget(self, key: str) -> None:
         self.recent.forget(key)

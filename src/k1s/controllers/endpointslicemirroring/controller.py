@@ -59,18 +59,10 @@ class EndpointSliceMirroringController:
         for inf in (self.services, self.endpoints):
             inf.add_handler(on_add=self._changed, on_update=lambda _o, n: self._changed(n),
                             on_delete=self._changed)
-        self.slices.add_handler(on_update=self._slice_updated, on_delete=self._slice_deleted)
+        self.writer.requeue_on_changes(self.queue, self.batch_period)
 
     def _changed(self, obj: dict) -> None:
         self.queue.add_after(key_of(obj), self.batch_period)
-
-    def _slice_updated(self, old: dict, new: dict) -> None:
-        for key in self.writer.changed_by_others(old, new):
-            self.queue.add_after(key, self.batch_period)
-
-    def _slice_deleted(self, sl: dict) -> None:
-        for key in _mirrored_service(sl):
-            self.queue.add_after(key, self.batch_period)
 
     async def run(self) -> None:
         infs = (self.services, self.endpoints, self.slices)
