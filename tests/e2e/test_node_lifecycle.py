@@ -491,6 +491,18 @@ def test_dns_policy_none_and_default_shape_resolv_conf(k, ns):
     eventually(lambda: _assert_equal(
         [ln for ln in k.ok("logs", "dnsopts", "-n", ns).splitlines()
          if ln.startswith("options")], ["options ndots:1"]))
+    # the cluster's server plus three of the pod's is past kubelet's limit of three (the API
+    # allows three in dnsConfig): trimmed, and a DNSConfigForming warning says to what
+    create(k, ns, pod("dnsmany", container("c", "sleep 3600"), dnsConfig={
+        "nameservers": ["192.0.2.1", "192.0.2.2", "192.0.2.3"]}))
+    running(k, ns, "dnsmany")
+    servers = k.ok("exec", "dnsmany", "-n", ns, "--", "cat", "/etc/resolv.conf").split()
+    assert servers.count("nameserver") == 3 and "192.0.2.3" not in servers, servers
+    evs = eventually(lambda: [e for e in events(k, ns, "dnsmany")
+                              if e["reason"] == "DNSConfigForming"] or
+                     _assert_equal("no DNSConfigForming event", ""))
+    assert evs[0]["type"] == "Warning" and evs[0]["message"].endswith(
+        "the applied nameserver line is: 10.96.0.10 192.0.2.1 192.0.2.2"), evs
 
 
 def test_a_pre_stop_hook_longer_than_the_grace_period_is_cut_short(k, ns, tmp_path):
